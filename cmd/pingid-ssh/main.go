@@ -28,6 +28,8 @@ type command struct {
 // commands is the table of top-level commands; a command with sub-commands dispatches
 // them itself.
 var commands = map[string]command{
+	"decide": {"print the policy decision for an input file", runDecide},
+	"policy": {"policy test|check: run override tests, check the deployed policy", runPolicy},
 	"config": {"config check: validate pingid.conf and pingid.properties", runConfig},
 }
 

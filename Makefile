@@ -1,0 +1,59 @@
+# pingid-ssh: `make demo` runs the product end to end in a temporary directory,
+# `make test` runs every check that CI runs. Nothing is written outside the tree and
+# temporary directories except by `make install`.
+
+GO      ?= go
+CC      ?= cc
+CFLAGS  ?= -O2 -g -Wall -Wextra -Werror -fPIC -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+PREFIX  ?= /usr/local
+PAMDIR  ?= /lib/x86_64-linux-gnu/security
+OPA     := $(GO) tool opa
+REGO    := policy policy_test examples/overrides
+
+.PHONY: all build test test-go test-rego demo e2e bench install clean
+
+all: build
+
+build: bin/pingid-ssh pam/pam_pingid.so
+
+bin/pingid-ssh: FORCE
+	$(GO) build -o $@ ./cmd/pingid-ssh
+
+pam/pam_pingid.so: pam/pam_pingid.c
+	$(CC) $(CFLAGS) -shared -o $@ $< -lpam
+
+test: test-rego test-go
+
+test-go: build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+test-rego:
+	$(OPA) fmt --list --fail $(REGO)
+	$(OPA) check --strict $(REGO)
+	$(OPA) test --coverage --threshold 95 policy policy_test > /dev/null
+	$(OPA) test policy policy_test
+	$(OPA) test policy examples/overrides
+
+demo: build
+	./demo/run.sh
+
+e2e: build
+	$(GO) test -count=1 -tags e2e -v ./e2e/...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./engine/ ./offline/
+	$(GO) run ./cmd/pingid-bench
+
+install: build
+	install -D -m 0755 bin/pingid-ssh $(DESTDIR)$(PREFIX)/sbin/pingid-ssh
+	install -D -m 0644 pam/pam_pingid.so $(DESTDIR)$(PAMDIR)/pam_pingid.so
+	install -D -m 0644 deploy/pingid-ssh.service \
+		$(DESTDIR)/etc/systemd/system/pingid-ssh.service
+	install -d -m 0755 $(DESTDIR)/etc/pingid/policy.d
+	install -d -m 0700 $(DESTDIR)/var/lib/pingid
+
+clean:
+	rm -rf bin pam/pam_pingid.so
+
+FORCE:
