@@ -45,18 +45,22 @@ type attemptState struct {
 }
 
 // refresh ends an expired lockout and shortens one that lies further ahead than a full
-// lockout (the clock was set back, or the file was tampered with).
-func (st *attemptState) refresh(now time.Time, lockout time.Duration) {
+// lockout (the clock was set back, or the file was tampered with). It reports whether the
+// shortened lockout must be written back so that it is not shortened anew from every later
+// "now"; an ended lockout need not be.
+func (st *attemptState) refresh(now time.Time, lockout time.Duration) (write bool) {
 	if st.LockedUntil.IsZero() {
-		return
+		return false
 	}
 	if !now.Before(st.LockedUntil) {
 		st.Failures, st.LockedUntil = 0, time.Time{}
-		return
+		return false
 	}
 	if limit := now.Add(lockout); st.LockedUntil.After(limit) {
 		st.LockedUntil = limit
+		return true
 	}
+	return false
 }
 
 func (st *attemptState) locked(now time.Time) bool {
@@ -229,17 +233,24 @@ func (s *Store) withState(user string, create bool,
 	// Closing the file releases the lock.
 
 	now := s.now()
-	st, err := s.readState(f, now)
+	st, repaired, err := s.readState(f, now)
 	if err != nil {
 		return err
 	}
-	st.refresh(now, s.lockout)
+	if st.refresh(now, s.lockout) {
+		repaired = true
+	}
 
 	changed, err := fn(&st, now)
-	if err != nil || !changed {
+	if err != nil && !repaired {
 		return err
 	}
-	return writeState(f, st)
+	if changed || repaired {
+		if werr := writeState(f, st); werr != nil {
+			return werr
+		}
+	}
+	return err
 }
 
 // openState opens the state file read-write without following symlinks and checks it.
@@ -283,22 +294,23 @@ func (s *Store) openState(path string, create bool) (*os.File, error) {
 	return f, nil
 }
 
-// readState parses the state file. A file that cannot be parsed is logged and read as a
-// fresh full lockout: that fails closed and heals itself when the lockout ends.
-func (s *Store) readState(f *os.File, now time.Time) (attemptState, error) {
+// readState parses the state file. A file that cannot be parsed is logged and replaced
+// (repaired is true) by a fresh full lockout: that fails closed, and heals itself when the
+// lockout ends.
+func (s *Store) readState(f *os.File, now time.Time) (st attemptState, repaired bool,
+	err error) {
 	data, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
 	if err != nil {
-		return attemptState{}, fmt.Errorf("read %s: %w", f.Name(), err)
+		return attemptState{}, false, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
-	var st attemptState
 	if len(bytes.TrimSpace(data)) == 0 {
-		return st, nil
+		return st, false, nil
 	}
 	if len(data) > maxStateSize || json.Unmarshal(data, &st) != nil || st.Failures < 0 {
 		s.log.Warn().Str("path", f.Name()).Msg("lockout state unparsable; locking out")
-		return attemptState{Failures: s.maxAttempts, LockedUntil: now.Add(s.lockout)}, nil
+		return attemptState{Failures: s.maxAttempts, LockedUntil: now.Add(s.lockout)}, true, nil
 	}
-	return st, nil
+	return st, false, nil
 }
 
 // writeState replaces the content of the locked state file in place (the lock belongs to
