@@ -206,7 +206,9 @@ func TestRefusedUID(t *testing.T) {
 	if line != "" {
 		t.Fatalf("refused peer got %q", line)
 	}
-	waitFor(t, "the refusal log", func() bool { return len(ts.log.find(t, "connection refused")) == 1 })
+	waitFor(t, "the refusal log", func() bool {
+		return len(ts.log.find(t, "connection refused")) == 1
+	})
 	e := ts.log.find(t, "connection refused")[0]
 	if e["uid"] != float64(os.Getuid()) || e["pid"] != float64(os.Getpid()) ||
 		e["reason"] != "uid not allowed" || e["component"] != "daemon" {

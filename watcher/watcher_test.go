@@ -619,3 +619,44 @@ func TestCurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestNestedDirBack checks that a watched directory inside another watched directory is
+// watched again as soon as its parent reports it created, without waiting for the retry.
+func TestNestedDirBack(t *testing.T) {
+	etc := t.TempDir()
+	policy := filepath.Join(etc, "policy.d")
+	must(t, os.Mkdir(policy, 0o755))
+	rego := filepath.Join(policy, "a.rego")
+	writeFile(t, rego, "v1")
+	l := &confLoader{path: rego}
+	must(t, l.Reload())
+
+	w, err := New(Options{
+		Dirs:     []string{etc, policy},
+		Debounce: 10 * time.Millisecond,
+		Retry:    time.Hour, // only the parent's create event can bring the watch back
+		Reload:   l.Reload,
+		Log:      zerolog.Nop(),
+	})
+	must(t, err)
+	startRun(t, w)
+
+	before := l.Calls()
+	must(t, os.RemoveAll(policy))
+	waitFor(t, "a reload after the removal", func() bool { return l.Calls() > before })
+	if l.Text() != "v1" {
+		t.Fatalf("active set %q after the removal, want v1 kept", l.Text())
+	}
+
+	must(t, os.Mkdir(policy, 0o755))
+	writeFile(t, rego, "v2")
+	waitFor(t, "v2 to become active", func() bool { return l.Text() == "v2" })
+
+	// The new directory itself is watched: an in-place write in it is seen.
+	f, err := os.OpenFile(rego, os.O_WRONLY|os.O_TRUNC, 0)
+	must(t, err)
+	_, err = f.WriteString("v3\n")
+	must(t, err)
+	must(t, f.Close())
+	waitFor(t, "v3 to become active", func() bool { return l.Text() == "v3" })
+}
