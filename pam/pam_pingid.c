@@ -21,9 +21,11 @@
  * Module arguments: config=PATH socket=PATH helper=PATH timeout=SECONDS debug
  *
  * The caller's duties: pam_authenticate() blocks for at most timeout= seconds
- * of waiting on the session, plus whatever time the application's own
- * conversation function takes to collect an answer, which the module cannot
- * interrupt.  The module may fork; it reaps its child before returning.
+ * of waiting on the session, one more second for a helper to exit, and
+ * whatever time the application's own conversation function takes to
+ * collect an answer, which the module cannot interrupt.  The module may
+ * fork; it reaps its child before returning, unless the application has
+ * set SIGCHLD to SIG_IGN, in which case the kernel reaps it.
  */
 
 #define _GNU_SOURCE
@@ -762,13 +764,13 @@ start_helper(pam_handle_t *pamh, const struct options *opt, struct link *l)
 }
 
 /*
- * finish ends the session link: closes the socket and, for a helper, waits
- * up to HELPER_GRACE_MS for it to exit when the session ended cleanly
- * (graceful), then kills and reaps it.  Safe on a link never opened.
+ * finish ends the session link: closes the socket and, for a helper, gives
+ * it HELPER_GRACE_MS to exit (so that it can act on a cancel, or finish its
+ * log after a result), then kills and reaps it.  Safe on a link never
+ * opened.
  */
 static void
-finish(pam_handle_t *pamh, const struct options *opt, struct link *l,
-    int graceful)
+finish(pam_handle_t *pamh, const struct options *opt, struct link *l)
 {
 	int64_t until;
 	int st = 0, reaped = 0;
@@ -781,7 +783,7 @@ finish(pam_handle_t *pamh, const struct options *opt, struct link *l,
 	if (l->pid <= 0)
 		return;
 
-	until = now_ms() + (graceful ? HELPER_GRACE_MS : 0);
+	until = now_ms() + HELPER_GRACE_MS;
 	for (;;) {
 		r = waitpid(l->pid, &st, WNOHANG);
 		if (r == l->pid) {
@@ -796,10 +798,8 @@ finish(pam_handle_t *pamh, const struct options *opt, struct link *l,
 			(void)poll(NULL, 0, 5);
 	}
 	if (!reaped && r == 0) {
-		if (graceful)
-			pam_syslog(pamh, LOG_WARNING,
-			    "helper %d still running after result; killed",
-			    (int)l->pid);
+		pam_syslog(pamh, LOG_WARNING, "helper %d did not exit; killed",
+		    (int)l->pid);
 		(void)kill(l->pid, SIGKILL);
 		while ((r = waitpid(l->pid, &st, 0)) == -1 && errno == EINTR)
 			;
@@ -813,7 +813,7 @@ finish(pam_handle_t *pamh, const struct options *opt, struct link *l,
 			pam_syslog(pamh, LOG_DEBUG, "helper killed by "
 			    "signal %d", WTERMSIG(st));
 	}
-	if (reaped && graceful && WIFEXITED(st) && WEXITSTATUS(st) != 0)
+	if (reaped && l->done && WIFEXITED(st) && WEXITSTATUS(st) != 0)
 		pam_syslog(pamh, LOG_WARNING, "helper exited with %d",
 		    WEXITSTATUS(st));
 	l->pid = 0;
@@ -1172,7 +1172,7 @@ authenticate(pam_handle_t *pamh, int argc, const char **argv)
 	l.fd = -1;
 	l.deadline = now_ms() + (int64_t)opt.timeout * 1000;
 	rc = relay(pamh, &opt, &l, user);
-	finish(pamh, &opt, &l, l.done);
+	finish(pamh, &opt, &l);
 	return rc;
 }
 
