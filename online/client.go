@@ -361,6 +361,10 @@ func (c *Client) roundTrip(ctx context.Context, op string, body any, idempotent,
 
 	tr.set(phaseBody)
 	data, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxMessage+1))
+	if err == nil && ctx.Err() != nil {
+		// A body cut short by the deadline can read as a clean EOF; never trust it.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return nil, status, &Error{Op: op, Class: classifyTransport(err, phaseBody),
 			Err: fmt.Errorf("read body: %w", err)}

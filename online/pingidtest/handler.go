@@ -1,8 +1,8 @@
 package pingidtest
 
 import (
-	"encoding/json"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"

@@ -16,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -184,7 +185,7 @@ func Start(o Options) (*Server, error) {
 	s.srv = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(debugWriter{s.log}, "", 0),
 	}
 	s.srv.SetKeepAlivesEnabled(true)
 	go s.srv.Serve(tls.NewListener(s.ln, tlsCfg))
@@ -346,3 +347,11 @@ func randomAlias() string {
 	return strings.Join([]string{h[:8], h[8:12], h[12:16], h[16:20], h[20:]}, "-")
 }
 
+// debugWriter sends the HTTP server's own messages (TLS handshake failures the faults
+// provoke) to the debug log.
+type debugWriter struct{ log zerolog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
