@@ -2,12 +2,14 @@ package online_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -279,4 +281,15 @@ func (p *prompter) Info(ctx context.Context, text string) error {
 	defer p.mu.Unlock()
 	p.infos = append(p.infos, text)
 	return nil
+}
+
+func b64lines(der []byte) string {
+	s := base64.StdEncoding.EncodeToString(der)
+	var b strings.Builder
+	for len(s) > 64 {
+		b.WriteString(s[:64] + "\n")
+		s = s[64:]
+	}
+	b.WriteString(s + "\n")
+	return b.String()
 }

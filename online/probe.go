@@ -136,7 +136,12 @@ func (p *Prober) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		// Probe already reported to Observe through the client's observer.
+		// Probe already reported to Observe through the client's observer; a kick it
+		// caused is stale, as this probe is the look it asked for.
+		select {
+		case <-p.kick:
+		default:
+		}
 		wait := p.interval
 		if res.Class != ClassOK {
 			wait = DownInterval(p.interval)
