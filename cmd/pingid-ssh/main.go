@@ -31,6 +31,9 @@ var commands = map[string]command{
 	"decide": {"print the policy decision for an input file", runDecide},
 	"policy": {"policy test|check: run override tests, check the deployed policy", runPolicy},
 	"config": {"config check: validate pingid.conf and pingid.properties", runConfig},
+
+	"probe":    {"check whether the PingID API is reachable and print the class", runProbe},
+	"simulate": {"run a local PingID API simulator with fault injection", runSimulate},
 }
 
 func main() {
