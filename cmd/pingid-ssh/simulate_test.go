@@ -150,4 +150,3 @@ func TestSimulateCommandBadInput(t *testing.T) {
 		})
 	}
 }
-
