@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -105,9 +104,7 @@ const (
 // (the transport dials on its own goroutine).
 type tracker struct {
 	p          atomic.Int32
-	idempotent bool
-	viaProxy   bool
-	attempts   atomic.Int32
+	idempotent bool // the call may be repeated (probe, authstatus, cancelauthentication)
 }
 
 func (t *tracker) set(p phase) { t.p.Store(int32(p)) }
@@ -168,8 +165,6 @@ func classifyTransport(err error, p phase) Class {
 
 	timeout := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
 		isTimeout(err)
-	dropped := errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 	switch p {
 	case phaseDNS:
 		return ClassDNS
@@ -185,12 +180,8 @@ func classifyTransport(err error, p phase) Class {
 		}
 		return ClassTLSHandshake
 	}
-	if timeout || dropped {
-		return ClassReadTimeout
-	}
-	// A TLS failure whose type the checks above do not know, seen after the handshake
-	// started, is still a handshake failure; anything else after the request went out
-	// is an answer that could not be read.
+	// After the request went out, silence, a dropped connection (EOF, reset) and any
+	// other read failure all mean that no complete answer came back.
 	return ClassReadTimeout
 }
 

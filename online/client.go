@@ -229,9 +229,7 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	}
 	worst := retryWaitMax
 	if err != nil {
-		var pe *proxyError
-		refused := isRefused(err) && !errors.As(err, &pe)
-		if !refused && !(tr.idempotent && isReset(err)) {
+		if !isRefused(err) && !(tr.idempotent && isReset(err)) {
 			return false, nil
 		}
 	} else {
@@ -330,7 +328,7 @@ func (c *Client) roundTrip(ctx context.Context, op string, body any, idempotent,
 		ctx, cancel = context.WithTimeout(ctx, c.callTimeout)
 		defer cancel()
 	}
-	tr := &tracker{idempotent: idempotent, viaProxy: c.proxy != nil}
+	tr := &tracker{idempotent: idempotent}
 	ctx = withTrace(context.WithValue(ctx, trackerKey{}, tr), tr)
 
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost,

@@ -40,7 +40,7 @@ func (c *Client) Probe(ctx context.Context) ProbeResult {
 func (c *Client) probe(ctx context.Context) (Class, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.connect)
 	defer cancel()
-	tr := &tracker{idempotent: true, viaProxy: c.proxy != nil}
+	tr := &tracker{idempotent: true}
 	ctx = withTrace(context.WithValue(ctx, trackerKey{}, tr), tr)
 
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, c.base, nil)
