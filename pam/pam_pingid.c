@@ -323,8 +323,9 @@ jb_field(struct jbuf *b, const char *key, const char *value, int first)
 
 /*
  * The parser accepts exactly the four shapes the session sends: an object
- * whose members are "type" plus the members of that type, each once, with
- * JSON whitespace anywhere between tokens.  Anything else is an error.
+ * whose members are "type" plus members of that type, each at most once,
+ * with JSON whitespace anywhere between tokens.  "text" and "echo" may be
+ * missing (empty, false); "status" may not.  Anything else is an error.
  */
 struct parser {
 	const char *s;
@@ -545,16 +546,17 @@ parse_message(const char *line, size_t n, struct message *m)
 	if (p.i != p.n || !(seen & F_TYPE))
 		return 0;
 
+	/* A session may leave out an empty "text" or a false "echo"; only
+	 * members that belong to the type are allowed. */
 	if (strcmp(type, "prompt") == 0) {
-		/* "echo" may be left out; a missing echo means echo off. */
 		m->type = MSG_PROMPT;
-		want = F_TYPE | F_TEXT | (seen & F_ECHO);
+		want = F_TYPE | (seen & (F_TEXT | F_ECHO));
 	} else if (strcmp(type, "info") == 0) {
 		m->type = MSG_INFO;
-		want = F_TYPE | F_TEXT;
+		want = F_TYPE | (seen & F_TEXT);
 	} else if (strcmp(type, "error") == 0) {
 		m->type = MSG_ERROR;
-		want = F_TYPE | F_TEXT;
+		want = F_TYPE | (seen & F_TEXT);
 	} else if (strcmp(type, "result") == 0) {
 		m->type = MSG_RESULT;
 		want = F_TYPE | F_STATUS;
@@ -698,6 +700,12 @@ helper_child(const struct options *opt, char *const argv[],
 	if (getppid() != parent)
 		_exit(127);
 
+	/* dup2 onto itself would keep FD_CLOEXEC: move low descriptors up. */
+	if (sock < 3 && (sock = fcntl(sock, F_DUPFD, 3)) == -1)
+		_exit(127);
+	if (devnull != -1 && devnull < 3 &&
+	    (devnull = fcntl(devnull, F_DUPFD, 3)) == -1)
+		_exit(127);
 	if (dup2(sock, STDIN_FILENO) == -1 ||
 	    dup2(sock, STDOUT_FILENO) == -1)
 		_exit(127);
@@ -731,13 +739,16 @@ start_helper(pam_handle_t *pamh, const struct options *opt, struct link *l)
 		pam_syslog(pamh, LOG_ERR, "helper %s: %m", opt->helper);
 		return -1;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-		pam_syslog(pamh, LOG_ERR, "socketpair: %m");
-		return -1;
-	}
+	/* Look at stderr before the socket pair can take descriptor 2. */
 	keep_stderr = fcntl(STDERR_FILENO, F_GETFD) != -1;
 	if (!keep_stderr)
 		devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		pam_syslog(pamh, LOG_ERR, "socketpair: %m");
+		if (devnull != -1)
+			close(devnull);
+		return -1;
+	}
 
 	/* Block signals across fork so that no handler of the application
 	 * runs in the child before exec. */

@@ -114,6 +114,8 @@ type Call struct {
 	Answers []Answer
 	// FailInfo makes the conversation fail on info and error messages.
 	FailInfo bool
+	// CloseStd closes the driver's stdin and stderr before pam_start, as daemons may run.
+	CloseStd bool
 	// Wrap is a command prefix, such as a valgrind invocation.
 	Wrap []string
 	// Timeout bounds the driver process; 60 s when zero.
@@ -194,6 +196,9 @@ func (d *Driver) Authenticate(ctx context.Context, c Call) (Outcome, error) {
 	}
 	if c.FailInfo {
 		args = append(args, "-f")
+	}
+	if c.CloseStd {
+		args = append(args, "-C")
 	}
 	args = append(args, "--", c.ConfDir, c.Service)
 	for _, a := range c.Answers {

@@ -114,6 +114,15 @@ func TestRelay(t *testing.T) {
 			types:   []string{"start", "answer"}, got: []string{"1"},
 		},
 		{
+			name: "members left out as Go's omitempty does",
+			script: shimtest.Script{recv, send(`{"type":"info"}`), send(`{"type":"error"}`),
+				send(`{"type":"prompt"}`), recv, send(shimtest.Result("success"))},
+			answers: []Answer{Say("")},
+			want:    Success,
+			msgs:    []Message{{TextInfo, ""}, {ErrorMsg, ""}, {PromptEchoOff, ""}},
+			types:   []string{"start", "answer"}, got: []string{""},
+		},
+		{
 			name: "wrong code then right code",
 			script: shimtest.Script{recv, send(shimtest.Prompt("Code: ", false)), recv,
 				send(shimtest.Error("Wrong code.")), send(shimtest.Prompt("Code: ", false)),
@@ -324,7 +333,6 @@ func TestMalformed(t *testing.T) {
 		{"single quotes", `{'type':'result','status':'success'}`},
 		{"unknown type", `{"type":"results","status":"success"}`},
 		{"type not a string", `{"type":1,"status":"success"}`},
-		{"info without text", `{"type":"info"}`},
 		{"info with echo", `{"type":"info","text":"a","echo":false}`},
 		{"prompt echo not a bool", `{"type":"prompt","echo":"false","text":"a"}`},
 		{"prompt echo capitalised", `{"type":"prompt","echo":False,"text":"a"}`},
@@ -475,11 +483,14 @@ func TestHelper(t *testing.T) {
 		answers []Answer
 		args    string
 		stale   bool // a socket file exists but nothing listens
+		closed  bool // the application runs with stdin and stderr closed
 		want    Code
 		types   []string
 	}{
 		{name: "approve", script: shimtest.Approve(), want: Success, types: []string{"start"}},
 		{name: "approve with stale socket", script: shimtest.Approve(), stale: true,
+			want: Success, types: []string{"start"}},
+		{name: "approve with stdin and stderr closed", script: shimtest.Approve(), closed: true,
 			want: Success, types: []string{"start"}},
 		{name: "deny", script: shimtest.Script{recv, send(shimtest.Result("deny"))},
 			want: AuthErr, types: []string{"start"}},
@@ -513,7 +524,7 @@ func TestHelper(t *testing.T) {
 				ln.SetUnlinkOnClose(false)
 				ln.Close()
 			}
-			out := e.auth(t, Call{Answers: tc.answers})
+			out := e.auth(t, Call{Answers: tc.answers, CloseStd: tc.closed})
 			if out.Code != tc.want {
 				t.Errorf("code = %v, want %v\n%s", out.Code, tc.want, out.Stderr)
 			}
@@ -521,14 +532,22 @@ func TestHelper(t *testing.T) {
 			if got := rec.Types(); !equalStrings(got, tc.types) {
 				t.Errorf("helper received %v, want %v", got, tc.types)
 			}
+			if len(rec.Stdio) != 3 || !strings.HasPrefix(rec.Stdio[0], "socket:") ||
+				rec.Stdio[1] != rec.Stdio[0] {
+				t.Errorf("helper stdin and stdout are not the shim's socket: %q", rec.Stdio)
+			} else if tc.closed && rec.Stdio[2] != "/dev/null" {
+				t.Errorf("helper stderr = %q, want /dev/null", rec.Stdio[2])
+			} else if !tc.closed && (rec.Stdio[2] == "" || rec.Stdio[2] == rec.Stdio[0]) {
+				t.Errorf("helper stderr = %q, want the application's", rec.Stdio[2])
+			}
 			wantArgs := []string{"pam-helper", "--config", "/nonexistent/pingid.conf"}
 			if !equalStrings(rec.Args, wantArgs) {
 				t.Errorf("helper args = %q, want %q", rec.Args, wantArgs)
 			}
 			// The shim passes PATH only; the wrapper script adds its own variable.
 			for _, kv := range rec.Env {
-				if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, shimtest.HelperEnv+"=") &&
-					!strings.HasPrefix(kv, "PWD=") {
+				name, _, _ := strings.Cut(kv, "=")
+				if name != "PATH" && !strings.HasPrefix(name, "PINGID_SHIMTEST_") && name != "PWD" {
 					t.Errorf("helper environment carries %q", kv)
 				}
 			}

@@ -60,6 +60,9 @@ type Record struct {
 	Env []string `json:"env,omitempty"`
 	// PID is the helper's process id (helper only).
 	PID int `json:"pid,omitempty"`
+	// Stdio holds what the helper's descriptors 0, 1 and 2 were when it was started, as
+	// /proc/PID/fd shows them ("" when closed), for the helper only.
+	Stdio []string `json:"stdio,omitempty"`
 }
 
 // Messages decodes Lines as JSON objects; a line that is not one is an error.
@@ -304,6 +307,9 @@ func (p *Peer) Close() error {
 // it holds the path of the helper's JSON description written by WriteHelper.
 const HelperEnv = "PINGID_SHIMTEST_HELPER"
 
+// stdioEnv carries what the helper's descriptors 0, 1 and 2 were at exec.
+const stdioEnv = "PINGID_SHIMTEST_STDIO"
+
 type helperSpec struct {
 	Script Script `json:"script"`
 	Record string `json:"record"`
@@ -332,8 +338,12 @@ func WriteHelper(dir string, script Script) (helper, record string, err error) {
 		return "", "", fmt.Errorf("write helper: %w", err)
 	}
 	helper = filepath.Join(dir, "helper")
-	sh := fmt.Sprintf("#!/bin/sh\nexport %s=%s\nexec %s \"$@\"\n",
-		HelperEnv, shellQuote(spec), shellQuote(self))
+	// The shell notes the descriptors it was started with: the Go runtime would replace a
+	// closed one with /dev/null before the helper could look.
+	sh := fmt.Sprintf("#!/bin/sh\nexport %s=%s\n"+
+		"%s=\"$(readlink /proc/$$/fd/0)|$(readlink /proc/$$/fd/1)|$(readlink /proc/$$/fd/2)\"\n"+
+		"export %s\nexec %s \"$@\"\n",
+		HelperEnv, shellQuote(spec), stdioEnv, stdioEnv, shellQuote(self))
 	if err := os.WriteFile(helper, []byte(sh), 0o700); err != nil {
 		return "", "", fmt.Errorf("write helper: %w", err)
 	}
@@ -379,7 +389,10 @@ func runHelper(specPath string) int {
 		fmt.Fprintln(os.Stderr, "shimtest helper:", err)
 		return 70
 	}
+	// A line on stderr: were stderr the protocol stream, the shim would see a bad line.
+	fmt.Fprintln(os.Stderr, "shimtest helper: started")
 	rec := Record{Args: os.Args[1:], Env: os.Environ(), PID: os.Getpid()}
+	rec.Stdio = strings.Split(os.Getenv(stdioEnv), "|")
 	save := func() {
 		data, err := json.Marshal(rec)
 		if err != nil {

@@ -3,7 +3,7 @@
  * the service read from a private directory (pam_start_confdir), answers
  * taken from the command line and every message reported on stdout.
  *
- * usage: pamdrive [-u USER] [-r RHOST] [-t TTY] [-f] CONFDIR SERVICE
+ * usage: pamdrive [-u USER] [-r RHOST] [-t TTY] [-f] [-C] CONFDIR SERVICE
  *                 [ANSWER...]
  *        pamdrive -c            (print the PAM codes of this libpam)
  *
@@ -11,7 +11,7 @@
  * no response array, "!nulltext" a response whose text is NULL, "!err" a
  * conversation error.  A prompt with no ANSWER left is a conversation
  * error.  Info and error messages get a NULL text, or a conversation error
- * with -f.
+ * with -f.  -C closes stdin and stderr first, as some daemons run.
  *
  * Output, one item a line:  msg STYLE HEXTEXT | rc CODE |
  * leak FD TARGET | children none|some
@@ -128,14 +128,15 @@ main(int argc, char **argv)
 	struct pam_conv pc = { conv, &sc };
 	pam_handle_t *pamh = NULL;
 	const char *user = "alice", *rhost = NULL, *tty = NULL;
-	int opt, rc, fd;
+	int opt, rc, fd, close_std = 0;
 
-	while ((opt = getopt(argc, argv, "u:r:t:fc")) != -1) {
+	while ((opt = getopt(argc, argv, "u:r:t:fCc")) != -1) {
 		switch (opt) {
 		case 'u': user = optarg; break;
 		case 'r': rhost = optarg; break;
 		case 't': tty = optarg; break;
 		case 'f': sc.fail_info = 1; break;
+		case 'C': close_std = 1; break;
 		case 'c':
 			printf("SUCCESS %d\nAUTH_ERR %d\nIGNORE %d\n"
 			    "MAXTRIES %d\nPERM_DENIED %d\nCONV_ERR %d\n"
@@ -157,6 +158,10 @@ main(int argc, char **argv)
 	}
 	sc.answers = argv + optind + 2;
 	sc.n = argc - optind - 2;
+	if (close_std) {
+		close(STDIN_FILENO);
+		close(STDERR_FILENO);
+	}
 
 	/* Open the syslog connection now so it is not counted as a leak. */
 	openlog("pamdrive", LOG_NDELAY | LOG_PID, LOG_AUTHPRIV);
