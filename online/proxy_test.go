@@ -3,10 +3,14 @@ package online_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,15 +25,20 @@ func zerologNop() zerolog.Logger { return zerolog.Nop() }
 // connectProxy runs a minimal HTTP CONNECT proxy on loopback that requires Basic
 // credentials user:pass and tunnels only to loopback addresses.
 func connectProxy(t *testing.T, user, pass string) string {
-	addr, _ := countingProxy(t, user, pass)
+	addr, _ := countingProxy(t, user, pass, nil)
 	return addr
 }
 
-func countingProxy(t *testing.T, user, pass string) (string, *atomic.Int32) {
+// countingProxy is connectProxy that counts tunnels; with tlsCfg it speaks TLS itself.
+func countingProxy(t *testing.T, user, pass string, tlsCfg *tls.Config) (string,
+	*atomic.Int32) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	t.Cleanup(func() { ln.Close() })
 	var tunnels atomic.Int32
@@ -77,7 +86,7 @@ func countingProxy(t *testing.T, user, pass string) (string, *atomic.Int32) {
 
 func TestProxyWithEncodedCredentials(t *testing.T) {
 	sim := newSim(t)
-	addr, tunnels := countingProxy(t, "svc@corp", "p:ss w%rd")
+	addr, tunnels := countingProxy(t, "svc@corp", "p:ss w%rd", nil)
 	cfg := testConfig(t, sim)
 	cfg.Proxy = "http://svc%40corp:p%3Ass%20w%25rd@" + addr
 	c := newClient(t, cfg, sim.Properties())
@@ -107,5 +116,42 @@ func TestEnvironmentProxyIgnored(t *testing.T) {
 	c := newClient(t, testConfig(t, sim), sim.Properties())
 	if res := c.Probe(context.Background()); res.Class != online.ClassOK {
 		t.Fatalf("probe = %+v; the environment's proxy was used", res)
+	}
+}
+
+func TestHTTPSProxy(t *testing.T) {
+	// The proxy's certificate comes from an httptest server: self-signed for 127.0.0.1.
+	certSrc := httptest.NewTLSServer(http.NotFoundHandler())
+	defer certSrc.Close()
+	proxyCA := filepath.Join(t.TempDir(), "proxy-ca.pem")
+	os.WriteFile(proxyCA, certPEM(certSrc.TLS.Certificates[0]), 0o600)
+
+	cases := []struct {
+		name   string
+		caFile string
+		verify bool
+		want   online.Class
+	}{
+		{"proxy CA trusted", proxyCA, true, online.ClassOK},
+		{"proxy CA unknown", "", true, online.ClassProxy},
+		{"proxy verification off by config", "", false, online.ClassOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sim := newSim(t)
+			addr, tunnels := countingProxy(t, "u", "p", certSrc.TLS.Clone())
+			cfg := testConfig(t, sim)
+			cfg.Proxy = "https://u:p@" + addr
+			cfg.ProxyCAFile = tc.caFile
+			cfg.ProxyVerifyCert = tc.verify
+			c := newClient(t, cfg, sim.Properties())
+			res := c.Probe(context.Background())
+			if res.Class != tc.want {
+				t.Fatalf("class %s, want %s (%v)", res.Class, tc.want, res.Err)
+			}
+			if (tunnels.Load() > 0) != (tc.want == online.ClassOK) {
+				t.Fatalf("%d tunnels", tunnels.Load())
+			}
+		})
 	}
 }
