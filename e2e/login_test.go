@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -35,9 +37,12 @@ func TestScriptedLogin(t *testing.T) {
 		name    string
 		script  shimtest.Script
 		helper  bool
-		answers []string
-		wantOK  bool
-		prompts []string
+		timeout int // the shim's timeout=, when not the harness's default
+		// mayCancel allows a cancel after types.
+		mayCancel bool
+		answers   []string
+		wantOK    bool
+		prompts   []string
 		// types are the message types the session received, in order.
 		types []string
 		// got are the answers the session received.
@@ -62,7 +67,13 @@ func TestScriptedLogin(t *testing.T) {
 		{name: "client gives up at the prompt", script: shimtest.Script{recv,
 			send(shimtest.Prompt("Response code: ", false)), recv,
 			send(shimtest.Result("success"))},
-			prompts: []string{"Response code: "}},
+			prompts: []string{"Response code: "}, types: []string{"start"}, mayCancel: true},
+		{name: "session never answers", script: shimtest.Script{recv}, timeout: 1,
+			types: []string{"start", "cancel"}},
+		{name: "client gives up at the prompt through helper", script: shimtest.Script{recv,
+			send(shimtest.Prompt("Response code: ", false)), recv},
+			helper: true, prompts: []string{"Response code: "}, types: []string{"start"},
+			mayCancel: true},
 		{name: "approve through helper", script: shimtest.Approve(), helper: true,
 			wantOK: true, types: []string{"start"}},
 		{name: "deny through helper", script: shimtest.Script{recv,
@@ -74,7 +85,7 @@ func TestScriptedLogin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := Harness{Debug: true}
+			h := Harness{Debug: true, Timeout: tc.timeout}
 			var peer *shimtest.Peer
 			var record string
 			if tc.helper {
@@ -101,6 +112,10 @@ func TestScriptedLogin(t *testing.T) {
 				if rec, err = shimtest.ReadRecord(record); err != nil {
 					t.Fatal(err)
 				}
+				// However the login ended, the helper must not outlive it.
+				if !processGone(rec.PID, 30*time.Second) {
+					t.Errorf("helper %d still running after the login", rec.PID)
+				}
 			} else {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
@@ -110,8 +125,11 @@ func TestScriptedLogin(t *testing.T) {
 				}
 				rec = recs[0]
 			}
-			if got := rec.Types(); strings.Join(got, " ") != strings.Join(tc.types, " ") {
-				t.Errorf("session received %v, want %v", got, tc.types)
+			types, wantTypes := strings.Join(rec.Types(), " "), strings.Join(tc.types, " ")
+			// When the client hangs up, sshd kills the PAM process; whether the shim's
+			// cancel gets out first is a race.
+			if types != wantTypes && !(tc.mayCancel && types == wantTypes+" cancel") {
+				t.Errorf("session received %v, want %v", types, wantTypes)
 			}
 			var start map[string]string
 			if err := json.Unmarshal([]byte(rec.Lines[0]), &start); err != nil {
@@ -138,5 +156,24 @@ func TestScriptedLogin(t *testing.T) {
 				t.Errorf("answers = %q, want %q", got, tc.got)
 			}
 		})
+	}
+}
+
+// processGone waits up to limit for pid to exit; a zombie counts as gone.
+func processGone(pid int, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		// The state follows the parenthesised command name.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
