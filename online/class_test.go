@@ -128,8 +128,14 @@ func TestAuthenticateClassifiesFaults(t *testing.T) {
 			if e.Started {
 				t.Errorf("Started is true for a failure of the first call")
 			}
-			if elapsed > budget {
-				t.Errorf("took %s, more than %s", elapsed, budget)
+			limit := budget
+			if strings.Contains(tc.name, "drip") {
+				// An answer that keeps trickling is cut by the call's total deadline,
+				// twice connect_timeout.
+				limit += testTimeout
+			}
+			if elapsed > limit {
+				t.Errorf("took %s, more than %s", elapsed, limit)
 			}
 		})
 	}
