@@ -20,6 +20,7 @@ var (
 
 func TestMain(m *testing.M) {
 	shimtest.RunHelperIfRequested()
+	runImpostorIfRequested()
 	os.Exit(run(m))
 }
 
