@@ -296,7 +296,10 @@ func (c *Client) call(ctx context.Context, op string, body any, idempotent, long
 	rb, status, err := c.roundTrip(ctx, op, body, idempotent, long)
 	latency := c.now().Sub(start)
 	class := Classify(err)
-	c.observe(class, latency)
+	if !long || class != ClassOK {
+		// A long call's latency is the user's time to answer, not the service's.
+		c.observe(class, latency)
+	}
 
 	ev := c.log.Debug().Str("op", op).Str("class", string(class)).
 		Int64("latency_ms", latency.Milliseconds())

@@ -72,7 +72,7 @@ func (c *Client) Authenticate(ctx context.Context, user string, p Prompter, maxP
 	f := &flow{c: c, user: user, p: p, maxPrompts: maxPrompts}
 	res, err := f.run(ctx)
 	if err != nil && f.session != "" && !f.finished {
-		f.cancel(ctx)
+		f.cancel(ctx, err)
 	}
 	return res, err
 }
@@ -364,12 +364,14 @@ func result(rb *wire.ResponseBody) *Result {
 	return res
 }
 
-// cancel tells the service to drop the session. While ctx is alive (the prompter failed)
-// it runs now under ctx; once ctx has ended it runs in the background, bounded by
-// connect_timeout, and Close waits for it.
-func (f *flow) cancel(ctx context.Context) {
+// cancel tells the service to drop the session. After a prompter failure, with ctx
+// alive and the service answering, it runs now under ctx. Otherwise (ctx ended, or the
+// service itself failed and could make the caller wait another timeout) it runs in the
+// background, bounded by connect_timeout, and Close waits for it.
+func (f *flow) cancel(ctx context.Context, cause error) {
 	body := wire.SessionRef{SessionID: f.session, CancelType: "DEFAULT"}
-	if ctx.Err() == nil {
+	var e *Error
+	if ctx.Err() == nil && !errors.As(cause, &e) {
 		f.c.call(ctx, "cancelauthentication", body, true, false)
 		return
 	}

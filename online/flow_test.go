@@ -139,6 +139,7 @@ func TestFailureAfterStartIsStarted(t *testing.T) {
 		{"bad signature", pingidtest.FaultBadSignature, online.ClassHTTP401},
 		{"unsigned success", pingidtest.FaultUnsigned, online.ClassHTTP401},
 		{"dropped", pingidtest.FaultRefuse, online.ClassReadTimeout},
+		{"silent", pingidtest.FaultSilent, online.ClassReadTimeout},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -149,10 +150,15 @@ func TestFailureAfterStartIsStarted(t *testing.T) {
 			p := &prompter{answers: []string{"123456"}, onAsk: func(int) {
 				sim.SetFault("dave", tc.fault)
 			}}
+			start := time.Now()
 			res, err := c.Authenticate(context.Background(), "dave", p, 3)
 			var e *online.Error
 			if res != nil || !errors.As(err, &e) {
 				t.Fatalf("got (%v, %v)", res, err)
+			}
+			// The cancel of the broken session must not add another timeout.
+			if elapsed := time.Since(start); elapsed > budget {
+				t.Errorf("took %s, more than %s", elapsed, budget)
 			}
 			if !e.Started || e.Class != tc.want || e.Op != "authoffline" {
 				t.Fatalf("error %+v, want Started, class %s, op authoffline", e, tc.want)
