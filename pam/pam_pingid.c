@@ -935,6 +935,10 @@ read_message(pam_handle_t *pamh, const struct options *opt, struct link *l,
 			ok = poll(&pfd, 1, ms);
 			if (ok > 0 || (ok == -1 && errno == EINTR))
 				continue;
+			if (ok == -1) {
+				pam_syslog(pamh, LOG_ERR, "poll: %m");
+				return IO_FAIL;
+			}
 		}
 		pam_syslog(pamh, LOG_ERR, "no answer from session within "
 		    "%d seconds", opt->timeout);
