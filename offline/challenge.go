@@ -40,10 +40,11 @@ const (
 // errDevice is wrapped by every rejection of a device record.
 var errDevice = errors.New("invalid device")
 
-// checkDevice accepts a device that a login can verify: an ID and name of printable text,
+// CheckDevice accepts a device that a login can verify: an ID and name of printable text,
 // a key of 16 to 128 bytes, and a suite whose only input is the challenge, since an offline
-// login has no counter, PIN, session or clock shared with the authenticator.
-func checkDevice(d Device) error {
+// login has no counter, PIN, session or clock shared with the authenticator. Store.Save
+// applies it to every device; errors name the device by ID and never include the key.
+func CheckDevice(d Device) error {
 	if d.ID == "" || len(d.ID) > maxIDLen || hasControl(d.ID) {
 		return fmt.Errorf("%w: id is empty, longer than %d bytes or not printable",
 			errDevice, maxIDLen)
@@ -96,7 +97,7 @@ func NewChallenge(s Suite) (string, error) {
 
 	// Rejection sampling keeps every character uniform: bytes at or above the largest
 	// multiple of len(set) are drawn again.
-	limit := byte(256 - 256%len(set))
+	limit := 256 - 256%len(set)
 	out := make([]byte, 0, s.ChallengeLen)
 	buf := make([]byte, 2*s.ChallengeLen)
 	for len(out) < s.ChallengeLen {
@@ -104,7 +105,7 @@ func NewChallenge(s Suite) (string, error) {
 			return "", fmt.Errorf("new challenge: %w", err)
 		}
 		for _, b := range buf {
-			if b < limit && len(out) < s.ChallengeLen {
+			if int(b) < limit && len(out) < s.ChallengeLen {
 				out = append(out, set[int(b)%len(set)])
 			}
 		}

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -365,5 +366,115 @@ func TestDigits(t *testing.T) {
 				t.Errorf("got %q, want %d digits", got, d)
 			}
 		})
+	}
+}
+
+func TestNewChallenge(t *testing.T) {
+	tests := []struct {
+		name  string
+		suite string
+		re    string
+	}{
+		{"default", DefaultSuite, `^[0-9]{12}$`},
+		{"hex", "OCRA-1:HOTP-SHA1-6:QH40", `^[0-9A-F]{40}$`},
+		{"alphanumeric", "OCRA-1:HOTP-SHA1-6:QA64", `^[A-Za-z0-9]{64}$`},
+		{"short numeric", "OCRA-1:HOTP-SHA1-6:QN04", `^[0-9]{4}$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := ParseSuite(tt.suite)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for range 200 {
+				ch, err := NewChallenge(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !regexp.MustCompile(tt.re).MatchString(ch) {
+					t.Fatalf("challenge %q does not match %s", ch, tt.re)
+				}
+				if _, err := s.Compute(key20, Input{Question: ch}); err != nil {
+					t.Fatalf("Compute(%q): %v", ch, err)
+				}
+				seen[ch] = true
+			}
+			// Repeats among 200 draws would mean a broken random source (10^4 values
+			// for the shortest suite make a few repeats possible there).
+			if len(seen) < 150 {
+				t.Errorf("only %d distinct challenges in 200", len(seen))
+			}
+		})
+	}
+	if _, err := NewChallenge(Suite{}); err == nil {
+		t.Error("NewChallenge accepted the zero suite")
+	}
+}
+
+func TestFormatChallenge(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"twelve", "482199301174", "4821 9930 1174"},
+		{"eight", "12345678", "1234 5678"},
+		{"ragged", "1234567890", "1234 5678 90"},
+		{"short", "123", "123"},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := FormatChallenge(tt.in); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestVerifyCode(t *testing.T) {
+	a := Device{ID: "a", Suite: "OCRA-1:HOTP-SHA1-6:QN08", Key: key20}
+	b := Device{ID: "b", Suite: "OCRA-1:HOTP-SHA256-8:QN08", Key: key32}
+	broken := Device{ID: "broken", Suite: "nonsense", Key: key20}
+	needsPIN := Device{ID: "pin", Suite: "OCRA-1:HOTP-SHA1-6:QN08-PSHA1", Key: key20}
+	codeB := answer(t, b, "00000000")
+	tests := []struct {
+		name   string
+		devs   []Device
+		ch     string
+		code   string
+		wantID string
+		ok     bool
+	}{
+		{"first device", []Device{a, b}, "00000000", "237653", "a", true},
+		{"second device", []Device{a, b}, "00000000", codeB, "b", true},
+		{"typed with spaces", []Device{a}, "0000 0000", " 237 653 ", "a", true},
+		{"wrong code", []Device{a, b}, "00000000", "237654", "", false},
+		{"right code, other challenge", []Device{a}, "11111111", "237653", "", false},
+		{"code with extra digit", []Device{a}, "00000000", "2376530", "", false},
+		{"empty code", []Device{a}, "00000000", "", "", false},
+		{"empty challenge", []Device{a}, "", "237653", "", false},
+		{"no devices", nil, "00000000", "237653", "", false},
+		{"broken device skipped", []Device{broken, a}, "00000000", "237653", "a", true},
+		{"device needing a PIN skipped", []Device{needsPIN}, "00000000", "237653", "", false},
+		{"keyless device skipped", []Device{{ID: "k", Suite: a.Suite}}, "00000000", "237653",
+			"", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, ok := VerifyCode(tt.devs, tt.ch, tt.code)
+			if id != tt.wantID || ok != tt.ok {
+				t.Errorf("VerifyCode = %q, %v; want %q, %v", id, ok, tt.wantID, tt.ok)
+			}
+		})
+	}
+}
+
+func TestDeviceStringHidesKey(t *testing.T) {
+	d := Device{ID: "a", Suite: DefaultSuite, Key: []byte("SECRETSECRETSECRET")}
+	for _, s := range []string{fmt.Sprint(d), fmt.Sprintf("%v %+v %#v", d, d, d),
+		fmt.Sprint([]Device{d})} {
+		if strings.Contains(s, "SECRET") || strings.Contains(s, "83, 69") {
+			t.Errorf("key printed: %s", s)
+		}
 	}
 }

@@ -138,7 +138,7 @@ func checkDevices(devs []Device) error {
 	}
 	seen := make(map[string]bool, len(devs))
 	for _, d := range devs {
-		if err := checkDevice(d); err != nil {
+		if err := CheckDevice(d); err != nil {
 			return err
 		}
 		if seen[d.ID] {
