@@ -31,7 +31,12 @@ var commands = map[string]command{
 	"decide": {"print the policy decision for an input file", runDecide},
 	"policy": {"policy test|check: run override tests, check the deployed policy", runPolicy},
 	"config": {"config check: validate pingid.conf and pingid.properties", runConfig},
+	"serve":  {"run the daemon: socket, live reload, background probes", runServe},
+	"login":  {"run one login on this terminal, as the PAM shim would", runLogin},
 
+	"pam-helper": {"run one login over stdin/stdout (for the PAM shim)", runPamHelper},
+
+	"offline":  {"offline init-key|status|respond|enroll: offline MFA tools", runOffline},
 	"probe":    {"check whether the PingID API is reachable and print the class", runProbe},
 	"simulate": {"run a local PingID API simulator with fault injection", runSimulate},
 }
