@@ -2,6 +2,7 @@ package offline
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -31,24 +32,53 @@ func FuzzOpenFile(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(flip(good, 6))
 
+	plain, err := json.Marshal(filePayload{User: "alice", Devices: []Device{testDevice("a")}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(plain)
+	f.Add([]byte(`{"user":"alice","devices":[{"id":"a","suite":"` + DefaultSuite +
+		`","key":"MDEyMzQ1Njc4OWFiY2RlZg=="}]}`))
+
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := openFile(fuzzKey, "alice", data)
-		if err != nil {
-			if !errors.Is(err, errCorrupt) && !errors.Is(err, errForeign) {
-				t.Fatalf("unclassified error: %v", err)
-			}
-			if got.Devices != nil || got.User != "" {
-				t.Fatal("devices returned with an error")
-			}
-			return
-		}
-		if got.User != "alice" {
-			t.Fatalf("accepted a file for %q", got.User)
-		}
-		if err := checkDevices(got.Devices); err != nil {
-			t.Fatalf("accepted invalid devices: %v", err)
-		}
+		// As a whole file, and as the plaintext of a correctly sealed one, so that the
+		// payload decoder behind the authentication is fuzzed too.
+		checkOpen(t, data)
+		checkOpen(t, sealRaw(t, "alice", data))
+		checkOpen(t, sealRaw(t, "bob", data))
 	})
+}
+
+func checkOpen(t *testing.T, data []byte) {
+	got, err := openFile(fuzzKey, "alice", data)
+	if err != nil {
+		if !errors.Is(err, errCorrupt) && !errors.Is(err, errForeign) {
+			t.Fatalf("unclassified error: %v", err)
+		}
+		if got.Devices != nil || got.User != "" {
+			t.Fatal("devices returned with an error")
+		}
+		return
+	}
+	if got.User != "alice" {
+		t.Fatalf("accepted a file for %q", got.User)
+	}
+	if err := checkDevices(got.Devices); err != nil {
+		t.Fatalf("accepted invalid devices: %v", err)
+	}
+}
+
+// sealRaw seals plain as it is, in the file layout, for user.
+func sealRaw(t *testing.T, user string, plain []byte) []byte {
+	aead, err := newAEAD(fuzzKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append([]byte(fileMagic), fileVersion, 0, byte(len(user)))
+	out = append(out, user...)
+	nonce := make([]byte, nonceSize)
+	out = append(out, nonce...)
+	return aead.Seal(out, nonce, plain, out[:len(out)-nonceSize])
 }
 
 // FuzzParseSuite feeds arbitrary suites and challenges to ParseSuite, NewChallenge and
