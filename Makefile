@@ -10,19 +10,23 @@ PAMDIR  ?= /lib/x86_64-linux-gnu/security
 OPA     := $(GO) tool opa
 REGO    := policy policy_test examples/overrides
 
-.PHONY: all build test test-go test-rego demo e2e bench install clean
+.PHONY: all build deps test test-go test-rego demo e2e bench install clean
 
 all: build
 
 build: bin/pingid-ssh pam/pam_pingid.so
 
+# deps installs the Debian packages the shim and the tests need (as root), once.
+deps:
+	@./scripts/deps.sh
+
 bin/pingid-ssh: FORCE
 	$(GO) build -o $@ ./cmd/pingid-ssh
 
-pam/pam_pingid.so: pam/pam_pingid.c
+pam/pam_pingid.so: pam/pam_pingid.c | deps
 	$(CC) $(CFLAGS) -shared -o $@ $< -lpam
 
-test: test-rego test-go
+test: deps test-rego test-go
 
 test-go: build
 	$(GO) vet ./...
@@ -35,10 +39,10 @@ test-rego:
 	$(OPA) test policy policy_test
 	$(OPA) test policy examples/overrides
 
-demo: build
+demo: bin/pingid-ssh
 	./demo/run.sh
 
-e2e: build
+e2e: deps build
 	$(GO) test -count=1 -tags e2e -v ./e2e/...
 
 bench: build
