@@ -73,7 +73,8 @@ func TestLockoutLifecycle(t *testing.T) {
 		t.Fatalf("failures = %d, want 1", n)
 	}
 	ch = "555555555555"
-	if ok, err := e.store.CheckAttempt("alice", []Device{dev}, ch, answer(t, dev, ch)); !ok || err != nil {
+	ok, err = e.store.CheckAttempt("alice", []Device{dev}, ch, answer(t, dev, ch))
+	if !ok || err != nil {
 		t.Fatalf("right code = %v, %v", ok, err)
 	}
 	if n, _ := e.store.Failures("alice"); n != 0 {

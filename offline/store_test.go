@@ -85,112 +85,137 @@ func flip(data []byte, i int) []byte {
 	return out
 }
 
+// statusFx is what a TestStatus case may change before the status is read.
+type statusFx struct {
+	t      *testing.T
+	e      *testEnv
+	path   string // alice's device file
+	sealed []byte // its content as saved
+}
+
+func (f *statusFx) must(err error) {
+	f.t.Helper()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *statusFx) key() string { return f.e.cfg.OfflineKeyFile }
+
 func TestStatus(t *testing.T) {
 	euid := os.Geteuid()
 	tests := []struct {
 		name  string
 		user  string
-		setup func(t *testing.T, e *testEnv, path string, sealed []byte)
+		setup func(f *statusFx)
 		want  Status
 		root  bool // needs root to set up
 		// fileOK: the device file itself is fine, so Load returns its devices.
 		fileOK bool
 	}{
 		{name: "ready", want: StatusReady, fileOK: true},
-		{name: "missing", want: StatusMissing, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Remove(p))
+		{name: "missing", want: StatusMissing, setup: func(f *statusFx) {
+			f.must(os.Remove(f.path))
 		}},
-		{name: "missing directory", want: StatusMissing, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.RemoveAll(filepath.Dir(p)))
+		{name: "missing directory", want: StatusMissing, setup: func(f *statusFx) {
+			f.must(os.RemoveAll(filepath.Dir(f.path)))
 		}},
-		{name: "no host key", want: StatusNoKey, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.Remove(e.cfg.OfflineKeyFile))
+		{name: "no host key", want: StatusNoKey, setup: func(f *statusFx) {
+			f.must(os.Remove(f.key()))
 		}},
-		{name: "host key directory missing", want: StatusNoKey, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.RemoveAll(filepath.Dir(e.cfg.OfflineKeyFile)))
+		{name: "host key directory missing", want: StatusNoKey, setup: func(f *statusFx) {
+			f.must(os.RemoveAll(filepath.Dir(f.key())))
 		}},
-		{name: "short host key", want: StatusNoKey, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.Truncate(e.cfg.OfflineKeyFile, 31))
+		{name: "short host key", want: StatusNoKey, setup: func(f *statusFx) {
+			f.must(os.Truncate(f.key(), 31))
 		}},
-		{name: "long host key", want: StatusNoKey, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.WriteFile(e.cfg.OfflineKeyFile, make([]byte, 33), 0o600))
+		{name: "long host key", want: StatusNoKey, setup: func(f *statusFx) {
+			f.must(os.WriteFile(f.key(), make([]byte, 33), 0o600))
 		}},
-		{name: "readable host key", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.Chmod(e.cfg.OfflineKeyFile, 0o644))
+		{name: "readable host key", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Chmod(f.key(), 0o644))
 		}},
-		{name: "symlinked host key", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			k := e.cfg.OfflineKeyFile
-			must(t, os.Rename(k, k+".real"))
-			must(t, os.Symlink(k+".real", k))
+		{name: "symlinked host key", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Rename(f.key(), f.key()+".real"))
+			f.must(os.Symlink(f.key()+".real", f.key()))
 		}},
-		{name: "other host key", want: StatusCorrupt, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.Remove(e.cfg.OfflineKeyFile))
-			must(t, InitKey(e.cfg.OfflineKeyFile))
+		{name: "other host key", want: StatusCorrupt, setup: func(f *statusFx) {
+			f.must(os.Remove(f.key()))
+			f.must(InitKey(f.key()))
 		}},
-		{name: "flipped magic", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, 0) })},
-		{name: "flipped version", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, 4) })},
-		{name: "flipped name length", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, 6) })},
-		{name: "flipped user name", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, 8) })},
-		{name: "flipped nonce", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, 13) })},
-		{name: "flipped ciphertext", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, 40) })},
-		{name: "flipped tag", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return flip(b, len(b)-1) })},
-		{name: "truncated by one", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return b[:len(b)-1] })},
-		{name: "truncated to header", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return b[:12] })},
-		{name: "truncated to three bytes", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return b[:3] })},
-		{name: "empty", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return nil })},
-		{name: "appended byte", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte { return append(b, 0) })},
+		{name: "flipped magic", want: StatusCorrupt, setup: flipAt(0)},
+		{name: "flipped version", want: StatusCorrupt, setup: flipAt(4)},
+		{name: "flipped name length", want: StatusCorrupt, setup: flipAt(6)},
+		{name: "flipped user name", want: StatusCorrupt, setup: flipAt(8)},
+		{name: "flipped nonce", want: StatusCorrupt, setup: flipAt(13)},
+		{name: "flipped ciphertext", want: StatusCorrupt, setup: flipAt(40)},
+		{name: "flipped tag", want: StatusCorrupt, setup: flipAt(-1)},
+		{name: "truncated by one", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte {
+			return b[:len(b)-1]
+		})},
+		{name: "truncated to header", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte {
+			return b[:12]
+		})},
+		{name: "truncated to 3 bytes", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte {
+			return b[:3]
+		})},
+		{name: "empty", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte {
+			return nil
+		})},
+		{name: "appended byte", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte {
+			return append(b, 0)
+		})},
 		{name: "oversized", want: StatusCorrupt, setup: rewrite(func(b []byte) []byte {
 			return append(b, make([]byte, maxFileSize)...)
 		})},
-		{name: "foreign", want: StatusForeign, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, e.store.Save("bob", []Device{testDevice("b1")}))
-			data, err := os.ReadFile(e.devicesPath(t, "bob"))
-			must(t, err)
-			must(t, os.WriteFile(p, data, 0o600))
+		{name: "foreign", want: StatusForeign, setup: func(f *statusFx) {
+			f.must(f.e.store.Save("bob", []Device{testDevice("b1")}))
+			data, err := os.ReadFile(f.e.devicesPath(f.t, "bob"))
+			f.must(err)
+			f.must(os.WriteFile(f.path, data, 0o600))
 		}},
-		{name: "symlink to own file", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Rename(p, p+".real"))
-			must(t, os.Symlink(p+".real", p))
+		{name: "symlink to own file", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Rename(f.path, f.path+".real"))
+			f.must(os.Symlink(f.path+".real", f.path))
 		}},
-		{name: "dangling symlink", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Remove(p))
-			must(t, os.Symlink(filepath.Join(e.dir, "nowhere"), p))
+		{name: "dangling symlink", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Remove(f.path))
+			f.must(os.Symlink(filepath.Join(f.e.dir, "nowhere"), f.path))
 		}},
 		{name: "group readable", want: StatusInsecure, setup: chmod(0o640)},
 		{name: "group writable", want: StatusInsecure, setup: chmod(0o620)},
 		{name: "world writable", want: StatusInsecure, setup: chmod(0o602)},
-		{name: "directory world writable", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Chmod(filepath.Dir(p), 0o777))
+		{name: "directory world writable", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Chmod(filepath.Dir(f.path), 0o777))
 		}},
-		{name: "directory group writable", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Chmod(filepath.Dir(p), 0o770))
+		{name: "directory group writable", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Chmod(filepath.Dir(f.path), 0o770))
 		}},
-		{name: "a directory at the path", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Remove(p))
-			must(t, os.Mkdir(p, 0o700))
+		{name: "a directory at the path", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Remove(f.path))
+			f.must(os.Mkdir(f.path, 0o700))
 		}},
-		{name: "a FIFO at the path", want: StatusInsecure, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Remove(p))
-			must(t, syscall.Mkfifo(p, 0o600))
+		{name: "a FIFO at the path", want: StatusInsecure, setup: func(f *statusFx) {
+			f.must(os.Remove(f.path))
+			f.must(syscall.Mkfifo(f.path, 0o600))
 		}},
-		{name: "owned by another user", want: StatusInsecure, root: true, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Chown(p, 65534, 65534))
-		}},
-		{name: "directory owned by another user", want: StatusInsecure, root: true, setup: func(t *testing.T, e *testEnv, p string, _ []byte) {
-			must(t, os.Chown(filepath.Dir(p), 65534, 65534))
-		}},
-		{name: "host key owned by another user", want: StatusInsecure, root: true, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.Chown(e.cfg.OfflineKeyFile, 65534, 65534))
-		}},
-		{name: "locked out", want: StatusLockedOut, fileOK: true, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			for range e.cfg.OfflineMaxAttempts {
-				_, err := e.store.Fail("alice")
-				must(t, err)
+		{name: "owned by another user", want: StatusInsecure, root: true,
+			setup: func(f *statusFx) { f.must(os.Chown(f.path, 65534, 65534)) }},
+		{name: "directory owned by another user", want: StatusInsecure, root: true,
+			setup: func(f *statusFx) { f.must(os.Chown(filepath.Dir(f.path), 65534, 65534)) }},
+		{name: "host key owned by another user", want: StatusInsecure, root: true,
+			setup: func(f *statusFx) { f.must(os.Chown(f.key(), 65534, 65534)) }},
+		{name: "locked out", want: StatusLockedOut, fileOK: true, setup: func(f *statusFx) {
+			for range f.e.cfg.OfflineMaxAttempts {
+				_, err := f.e.store.Fail("alice")
+				f.must(err)
 			}
 		}},
-		{name: "lockout state unreadable", want: StatusUnreadable, fileOK: true, setup: func(t *testing.T, e *testEnv, _ string, _ []byte) {
-			must(t, os.MkdirAll(filepath.Join(e.cfg.StateDir, "offline-attempts", "alice"), 0o700))
-		}},
+		{name: "lockout state unreadable", want: StatusUnreadable, fileOK: true,
+			setup: func(f *statusFx) {
+				state := filepath.Join(f.e.cfg.StateDir, "offline-attempts", "alice")
+				f.must(os.MkdirAll(state, 0o700))
+			}},
 		{name: "unsafe user name", user: "../alice", want: StatusUnreadable},
 		{name: "user name with slash", user: "a/b", want: StatusUnreadable},
 		{name: "dash user name", user: "-", want: StatusUnreadable},
@@ -206,7 +231,7 @@ func TestStatus(t *testing.T) {
 			sealed, err := os.ReadFile(path)
 			must(t, err)
 			if tt.setup != nil {
-				tt.setup(t, e, path, sealed)
+				tt.setup(&statusFx{t: t, e: e, path: path, sealed: sealed})
 			}
 			user := tt.user
 			if user == "" {
@@ -236,23 +261,33 @@ func TestStatus(t *testing.T) {
 			// The file, whatever state it is in, never yields an accepted code.
 			ch, err := NewChallenge(mustSuite(t, DefaultSuite))
 			must(t, err)
-			if ok, _ := e.store.CheckAttempt(user, devs, ch, answer(t, testDevice("a1"), ch)); ok {
+			code := answer(t, testDevice("a1"), ch)
+			if ok, _ := e.store.CheckAttempt(user, devs, ch, code); ok {
 				t.Error("a code was accepted from an unusable file")
 			}
 		})
 	}
 }
 
-func rewrite(f func([]byte) []byte) func(*testing.T, *testEnv, string, []byte) {
-	return func(t *testing.T, e *testEnv, p string, sealed []byte) {
-		must(t, os.WriteFile(p, f(bytes.Clone(sealed)), 0o600))
+// rewrite replaces the device file with f of its sealed content.
+func rewrite(f func([]byte) []byte) func(*statusFx) {
+	return func(fx *statusFx) {
+		fx.must(os.WriteFile(fx.path, f(bytes.Clone(fx.sealed)), 0o600))
 	}
 }
 
-func chmod(mode os.FileMode) func(*testing.T, *testEnv, string, []byte) {
-	return func(t *testing.T, e *testEnv, p string, _ []byte) {
-		must(t, os.Chmod(p, mode))
-	}
+// flipAt changes one bit of the byte at i (from the end when negative).
+func flipAt(i int) func(*statusFx) {
+	return rewrite(func(b []byte) []byte {
+		if i < 0 {
+			return flip(b, len(b)+i)
+		}
+		return flip(b, i)
+	})
+}
+
+func chmod(mode os.FileMode) func(*statusFx) {
+	return func(f *statusFx) { f.must(os.Chmod(f.path, mode)) }
 }
 
 func must(t *testing.T, err error) {
@@ -309,8 +344,10 @@ func TestSaveRejects(t *testing.T) {
 		{"long id", "alice", []Device{long}, nil},
 		{"control in name", "alice", []Device{{ID: "a", Name: "x\ny", Suite: DefaultSuite,
 			Key: make([]byte, 32)}}, nil},
-		{"short key", "alice", []Device{{ID: "a", Suite: DefaultSuite, Key: make([]byte, 15)}}, nil},
-		{"long key", "alice", []Device{{ID: "a", Suite: DefaultSuite, Key: make([]byte, 129)}}, nil},
+		{"short key", "alice", []Device{{ID: "a", Suite: DefaultSuite,
+			Key: make([]byte, 15)}}, nil},
+		{"long key", "alice", []Device{{ID: "a", Suite: DefaultSuite,
+			Key: make([]byte, 129)}}, nil},
 		{"bad suite", "alice", []Device{{ID: "a", Suite: "OCRA-1:HOTP-MD5-6:QN12",
 			Key: make([]byte, 32)}}, nil},
 		{"suite with counter", "alice", []Device{{ID: "a", Suite: "OCRA-1:HOTP-SHA1-6:C-QN12",
