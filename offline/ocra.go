@@ -1,9 +1,9 @@
 // Package offline is the offline half of pingid-ssh's MFA: OCRA challenge/response
 // (RFC 6287), the sealed per-user device file, and the per-user lockout after wrong codes.
 //
-// The parts are independent. Suite, Compute, NewChallenge and VerifyCode are pure functions
-// over their arguments. Store reads and writes the device files and the lockout state, and is
-// the only part that touches the file system.
+// The parts are independent. ParseSuite, Compute and VerifyCode are pure functions of their
+// arguments, and NewChallenge draws from crypto/rand. Store reads and writes the device files
+// and the lockout state, and is the only part that touches the file system.
 package offline
 
 import (

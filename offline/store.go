@@ -117,7 +117,8 @@ func (s *Store) Status(user string) Report {
 	locked, until, err := s.Locked(user)
 	switch {
 	case err != nil:
-		s.log.Warn().Str("user", user).Err(err).Msg("lockout state unreadable")
+		s.log.Warn().Str("user", user).Str("status", string(StatusUnreadable)).Err(err).
+			Msg("lockout state unreadable")
 		return Report{Status: StatusUnreadable}
 	case locked:
 		r.Status, r.LockedUntil = StatusLockedOut, until
