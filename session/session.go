@@ -147,43 +147,51 @@ func checkStart(m *Message) error {
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
-// gather builds the policy input: the account from NSS, the service's health, the state
-// of the device file.
+// gather builds the policy input for the login's start message.
 func (s *login) gather(ctx context.Context) (*engine.Input, error) {
-	lookup := s.rt.LookupUser
+	return s.rt.Input(ctx, s.req.User, s.req.RHost, s.req.Service, s.req.TTY)
+}
+
+// Input builds the policy input for a login: the account from NSS, the service's health,
+// the state of the device file. It is what a session decides on, and what
+// "decide --user" prints a decision for.
+func (rt *Runtime) Input(ctx context.Context, user, rhost, service, tty string,
+) (*engine.Input, error) {
+	if err := config.CheckUserName(user); err != nil {
+		return nil, err
+	}
+	lookup := rt.LookupUser
 	if lookup == nil {
 		lookup = LookupUser
 	}
-	u, err := lookup(s.req.User)
+	u, err := lookup(user)
 	if err != nil {
 		return nil, err
 	}
 
-	now := s.rt.now()
-	svc := s.service(ctx, now)
-	rep := s.rt.Store.Status(s.req.User)
+	now := rt.now()
+	rep := rt.Store.Status(user)
 	return &engine.Input{
-		FailMode: string(s.rt.Config.FailMode),
+		FailMode: string(rt.Config.FailMode),
 		Phase:    engine.PhaseProbe,
 		User:     u,
-		Request: engine.Request{Service: s.req.Service, RHost: normalizeHost(s.req.RHost),
-			TTY: s.req.TTY},
-		Online:  svc,
-		Offline: engine.DeviceFile{Status: string(rep.Status), Devices: rep.Devices},
-		Time:    now,
+		Request:  engine.Request{Service: service, RHost: normalizeHost(rhost), TTY: tty},
+		Online:   rt.service(ctx, now),
+		Offline:  engine.DeviceFile{Status: string(rep.Status), Devices: rep.Devices},
+		Time:     now,
 	}, nil
 }
 
 // service reports the PingID API's health: the prober's view when it has one, otherwise
 // one probe now, bounded by connect_timeout.
-func (s *login) service(ctx context.Context, now time.Time) engine.Service {
+func (rt *Runtime) service(ctx context.Context, now time.Time) engine.Service {
 	var st online.ProbeState
-	if s.rt.Prober != nil {
-		st = s.rt.Prober.State()
+	if rt.Prober != nil {
+		st = rt.Prober.State()
 	}
 	if !st.Known {
-		res := s.rt.Client.Probe(ctx)
-		st = online.ProbeState{Class: res.Class, Latency: res.Latency, Checked: s.rt.now(),
+		res := rt.Client.Probe(ctx)
+		st = online.ProbeState{Class: res.Class, Latency: res.Latency, Checked: rt.now(),
 			Known: true}
 		if res.Class == online.ClassOK {
 			st.LastSuccess = st.Checked

@@ -9,8 +9,11 @@ import (
 	"os"
 	"strings"
 
+	"github.com/rs/zerolog"
+
 	"github.com/pingid-ssh/pingid-ssh/config"
 	"github.com/pingid-ssh/pingid-ssh/engine"
+	"github.com/pingid-ssh/pingid-ssh/session"
 )
 
 // maxInputSize bounds a decide input file.
@@ -23,13 +26,20 @@ func runDecide(e *env, args []string) int {
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf (for policy_dir)")
 	policyDir := fs.String("policy-dir", "", "override directory (default: policy_dir)")
 	inputPath := fs.String("input", "", "JSON input document, - for stdin")
+	user := fs.String("user", "", "decide for this local user, gathering the input here")
+	rhost := fs.String("rhost", "", "with --user: the remote host")
+	service := fs.String("service", "sshd", "with --user: the PAM service")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *inputPath == "" || fs.NArg() > 0 {
-		fmt.Fprintln(e.stderr, "usage: pingid-ssh decide --input FILE [--json]")
+	if (*inputPath == "") == (*user == "") || fs.NArg() > 0 {
+		fmt.Fprintln(e.stderr, "usage: pingid-ssh decide --input FILE | --user NAME "+
+			"[--rhost IP] [--service S] [--json]")
 		return 2
+	}
+	if *user != "" {
+		return decideForUser(e, *cfgPath, *user, *rhost, *service, *asJSON)
 	}
 
 	ctx := context.Background()
@@ -110,4 +120,35 @@ func printDecision(w io.Writer, d engine.Decision, asJSON bool) {
 		fmt.Fprintf(w, "  - %s\n", r)
 	}
 	fmt.Fprintf(w, "  (decision %s, policy revision %s)\n", d.ID, d.Revision)
+}
+
+// decideForUser gathers the input a login of user would have here (NSS, one probe of the
+// service, the device file) and prints the decision and the input it was made on. It
+// needs the whole configuration, properties included.
+func decideForUser(e *env, path, user, rhost, service string, asJSON bool) int {
+	ctx := context.Background()
+	rt, err := session.Load(ctx, path, loadOptions(e), zerolog.Nop())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pingid-ssh decide: %v\n", err)
+		return 2
+	}
+	defer rt.Client.Close()
+	in, err := rt.Input(ctx, user, rhost, service, "ssh")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "pingid-ssh decide: %v\n", err)
+		return 2
+	}
+	d := rt.Engine.Decide(ctx, in)
+	if asJSON {
+		out, _ := json.Marshal(struct {
+			Input    *engine.Input   `json:"input"`
+			Decision engine.Decision `json:"decision"`
+		}{in, d})
+		fmt.Fprintf(e.stdout, "%s\n", out)
+		return 0
+	}
+	printDecision(e.stdout, d, false)
+	fmt.Fprintf(e.stdout, "  input: fail_mode %s, service %s, device file %s\n", in.FailMode,
+		in.Online.Class, in.Offline.Status)
+	return 0
 }
