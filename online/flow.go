@@ -276,7 +276,9 @@ func (f *flow) poll(ctx context.Context) (*wire.ResponseBody, error) {
 	if err := f.info(ctx, "Approve the sign-in request sent to your device."); err != nil {
 		return nil, err
 	}
-	t := time.NewTimer(f.c.pollInterval)
+	// The first poll goes out at once: a push answered as fast as the service can ask
+	// (or approved by the service itself) then costs no poll interval. Later polls wait.
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		select {

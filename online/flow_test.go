@@ -101,6 +101,39 @@ func TestAuthenticateFlows(t *testing.T) {
 	}
 }
 
+func TestFirstStatusPollIsImmediate(t *testing.T) {
+	cases := []struct {
+		name    string
+		user    string
+		timeout time.Duration
+		wantErr error
+	}{
+		// With an hour between polls, only a poll sent at once can see the approval
+		// before the deadline.
+		{name: "approved push", user: "alice", timeout: 20 * time.Second},
+		{name: "unanswered push waits the interval after the first poll", user: "carol",
+			timeout: 500 * time.Millisecond, wantErr: online.ErrTimeout},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim := newSim(t)
+			c := newClient(t, testConfig(t, sim), sim.Properties(),
+				online.WithPollInterval(time.Hour))
+			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout)
+			defer cancel()
+
+			_, err := c.Authenticate(ctx, tc.user, &prompter{}, 3)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("got %v, want %v", err, tc.wantErr)
+			}
+			if n := sim.Calls("authstatus"); n != 1 {
+				t.Fatalf("authstatus called %d times, want 1", n)
+			}
+		})
+	}
+}
+
 func TestTimeoutCancelsSession(t *testing.T) {
 	sim := newSim(t)
 	c := newClient(t, testConfig(t, sim), sim.Properties())
