@@ -109,7 +109,13 @@ func (s *login) offline(ctx context.Context) Status {
 		return StatusDeny
 	}
 
-	s.tell(ctx, TypeInfo, "PingID is unreachable: offline authentication.")
+	// enforce_offline_authentication (or an override) sends logins offline while the
+	// service answers; saying it is unreachable then would mislead the user.
+	intro := "PingID is unreachable: offline authentication."
+	if s.input.Online.Class == string(online.ClassOK) {
+		intro = "Offline authentication."
+	}
+	s.tell(ctx, TypeInfo, intro)
 	s.tell(ctx, TypeInfo, "Enter this key in your PingID app: "+
 		offline.FormatChallenge(challenge))
 	code, err := s.Prompt(ctx, "Code from your PingID app: ", false)
