@@ -60,20 +60,23 @@ login() {
 login_offline() {
 	coproc LOGIN { "$bin" login --config "$work/pingid.conf" --user "$user" \
 		--rhost 203.0.113.7 2>&1; }
+	# bash unsets LOGIN and LOGIN_PID as soon as it reaps the coprocess, which can happen
+	# before its last lines are read: keep the descriptors and the pid.
+	local in=${LOGIN[0]} out=${LOGIN[1]} pid=$LOGIN_PID
 	local line key result=""
-	while IFS= read -r line <&"${LOGIN[0]}"; do
+	while IFS= read -r line <&"$in"; do
 		printf '   | %s\n' "$line" >&4
 		case "$line" in
 		*"PingID app: "[0-9]*)
 			key=${line##*PingID app: }
 			code=$("$bin" offline respond --key "$device_key" --challenge "${key// /}")
 			printf '   (the phone computes %s for key %s)\n' "$code" "$key" >&4
-			echo "$code" >&"${LOGIN[1]}"
+			echo "$code" >&"$out"
 			;;
 		"result: "*) result=${line#result: } ;;
 		esac
 	done
-	wait "$LOGIN_PID" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
 	echo "$result"
 }
 
