@@ -36,6 +36,8 @@ const (
 	minAttempt = 50 * time.Millisecond
 	// maxRetryAfter caps a server's Retry-After.
 	maxRetryAfter = 30 * time.Second
+	// maxIdleConns bounds the kept-alive connections to the API per transport.
+	maxIdleConns = 64
 	// spAlias names the kind of service provider to PingID.
 	spAlias = "web"
 )
@@ -157,13 +159,15 @@ func New(cfg *config.Config, props *config.Properties, log zerolog.Logger,
 	}
 
 	c.transport = &http.Transport{
-		Proxy:                  nil, // the environment's proxy settings are never used
-		DialContext:            c.dial,
-		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:    cfg.ConnectTimeout,
-		ResponseHeaderTimeout:  cfg.ConnectTimeout,
-		MaxIdleConns:           4,
-		MaxIdleConnsPerHost:    4,
+		Proxy:                 nil, // the environment's proxy settings are never used
+		DialContext:           c.dial,
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		ResponseHeaderTimeout: cfg.ConnectTimeout,
+		// The daemon runs many logins at once; a pool smaller than that makes most calls
+		// pay a new TLS handshake on each side.
+		MaxIdleConns:           maxIdleConns,
+		MaxIdleConnsPerHost:    maxIdleConns,
 		IdleConnTimeout:        60 * time.Second,
 		MaxResponseHeaderBytes: 64 << 10,
 	}
