@@ -80,6 +80,18 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 }
 
 func (e *Env) setup(ctx context.Context, o Options) error {
+	if err := e.prepare(o); err != nil {
+		return err
+	}
+	out, err := e.command(ctx, "offline", "init-key", "--config", e.Conf).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("offline init-key: %w: %s", err, bytes.TrimSpace(out))
+	}
+	return e.startDaemon(ctx)
+}
+
+// prepare starts the simulator and writes the config, properties and CA files.
+func (e *Env) prepare(o Options) error {
 	sim, err := pingidtest.Start(pingidtest.Options{
 		Users: map[string]pingidtest.User{User: {Behavior: "approve",
 			Devices: []pingidtest.Device{{ID: "d1", Name: "phone",
@@ -117,14 +129,7 @@ func (e *Env) setup(ctx context.Context, o Options) error {
 		"auth_timeout = 30s",
 		"",
 	}, "\n")
-	if err := e.WriteConfig("passive_offline_authentication"); err != nil {
-		return err
-	}
-	out, err := e.command(ctx, "offline", "init-key", "--config", e.Conf).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("offline init-key: %w: %s", err, bytes.TrimSpace(out))
-	}
-	return e.startDaemon(ctx)
+	return e.WriteConfig("passive_offline_authentication")
 }
 
 // command runs the binary with the environment a demo uses: files not owned by root are
@@ -184,6 +189,15 @@ func (e *Env) Logs() *logTap { return e.logs }
 
 // RSS reads the daemon's resident set size from /proc.
 func (e *Env) RSS() (int64, error) { return rssOf(e.PID()) }
+
+// FDs counts the daemon's open file descriptors (sockets to the API among them).
+func (e *Env) FDs() int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", e.PID()))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
 
 func rssOf(pid int) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -29,6 +29,8 @@ type LoadResult struct {
 	RSSIdle     int64
 	RSSAfter    int64
 	RSSPeak     int64
+	FDsBefore   int // the daemon's open descriptors before the load
+	FDsAfter    int // and 3 seconds after it
 }
 
 // PerSecond is the login rate.
@@ -42,6 +44,7 @@ func RunLoad(ctx context.Context, e *Env, conc int, d time.Duration) (LoadResult
 	if res.RSSIdle, err = e.RSS(); err != nil {
 		return res, err
 	}
+	res.FDsBefore = e.FDs()
 	// The daemon's own reload line (the watcher logs one as well).
 	const reloaded = `"fail_mode": && "message":"reloaded"`
 	reloadsBefore := e.logs.Count(reloaded)
@@ -118,5 +121,6 @@ loop:
 		return res, err
 	}
 	res.RSSPeak = max(res.RSSPeak, res.RSSAfter)
+	res.FDsAfter = e.FDs()
 	return res, werr
 }

@@ -181,6 +181,8 @@ func (r *Results) Table(w io.Writer) {
 			verdict(ld.Errors == 0 && ld.Wrong == 0))
 		row("4", "config renames / reloads", fmt.Sprintf("%d / %d", ld.Rewrites, ld.Reloads),
 			"", "")
+		row("5", "daemon open descriptors before / after load", fmt.Sprintf("%d / %d",
+			ld.FDsBefore, ld.FDsAfter), "", "")
 		row("5", "daemon RSS idle", mb(ld.RSSIdle), "< 60 MB", verdict(ld.RSSIdle < 60<<20))
 		row("5", "daemon RSS after load (peak)", mb(ld.RSSAfter)+" ("+mb(ld.RSSPeak)+")",
 			"< 60 MB", verdict(ld.RSSPeak < 60<<20))

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -22,7 +23,7 @@ import (
 // generation is one loaded set of config, policy and clients, with its prober.
 type generation struct {
 	rt   *session.Runtime
-	stop context.CancelFunc
+	stop func()
 }
 
 // runServe implements "serve": the daemon. It exits 0 after a graceful stop (SIGTERM or
@@ -62,8 +63,16 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 			return nil, err
 		}
 		rt.Prober = online.NewProber(rt.Client, rt.Config.ProbeInterval, log, nil)
-		pctx, stop := context.WithCancel(ctx)
+		pctx, stopProber := context.WithCancel(ctx)
 		go rt.Prober.Run(pctx)
+		stop := func() {
+			stopProber()
+			// Logins still running on this generation end within auth_timeout; its
+			// kept-alive connections are closed then (idle ones at once), so that
+			// reloads do not pile up connections until the idle timeout.
+			go rt.Client.Close()
+			time.AfterFunc(rt.Config.AuthTimeout, rt.Client.Close)
+		}
 		return &generation{rt: rt, stop: stop}, nil
 	}
 	first, err := load()
