@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -111,11 +110,15 @@ func (e *Engine) decide(ctx context.Context, input ast.Value) Decision {
 
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
+	if ctx.Err() != nil {
+		// OPA notices cancellation asynchronously and may still answer; a login past its
+		// deadline gets no answer but a deny.
+		return e.fail(FailTimeout, "the login's deadline passed before the decision", start)
+	}
 	rs, err := set.query.Eval(ctx, rego.EvalParsedInput(input))
 	d := Decision{ID: newID(), Revision: set.revision}
 	switch {
-	case err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) ||
-		errors.Is(ctx.Err(), context.Canceled)):
+	case ctx.Err() != nil:
 		d.Failure, d.Reasons = FailTimeout, []string{"policy evaluation timed out"}
 	case err != nil:
 		d.Failure, d.Reasons = FailEval, []string{"policy evaluation failed: " + err.Error()}

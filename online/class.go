@@ -54,6 +54,10 @@ var ErrNotRegistered = errors.New("user not registered with PingID")
 // before the login's deadline. It is a deny and is never handed to the policy.
 var ErrTimeout = errors.New("no answer from the user in time")
 
+// ErrInvalidUser refuses a user name the API cannot carry (empty, too long, control
+// characters) before anything is sent. It is a deny, never a failure class.
+var ErrInvalidUser = errors.New("user name cannot be sent to PingID")
+
 // Error is every failure of the client other than ErrRejected, ErrNotRegistered and
 // ErrTimeout: the operation, its class, and whether the flow had begun.
 type Error struct {

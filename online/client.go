@@ -300,6 +300,12 @@ func (c *Client) call(ctx context.Context, op string, body any, idempotent, long
 	rb, status, err := c.roundTrip(ctx, op, body, idempotent, long)
 	latency := c.now().Sub(start)
 	class := Classify(err)
+	if err != nil && ctx.Err() != nil {
+		// The caller gave up (the login's deadline, a closed connection): that says
+		// nothing about the service, and must not mark it down for other logins.
+		c.log.Debug().Str("op", op).Err(err).Msg("pingid call abandoned by the caller")
+		return nil, fmt.Errorf("%s: %w: %w", op, ErrTimeout, ctx.Err())
+	}
 	if !long || class != ClassOK {
 		// A long call's latency is the user's time to answer, not the service's.
 		c.observe(class, latency)

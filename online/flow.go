@@ -46,8 +46,11 @@ type Prompter interface {
 type Result struct {
 	// Devices is the localFallbackDeviceList of the final answer (possibly empty); the
 	// offline package stores it. The caller owns it.
-	Devices     []FallbackDevice
-	UniqueMsgID string
+	Devices []FallbackDevice
+	// DevicesListed says the answer carried localFallbackDeviceList, even an empty one:
+	// an empty list means the user has no devices left, and the offline file must go.
+	DevicesListed bool
+	UniqueMsgID   string
 }
 
 // Authenticate runs the whole online flow for user: startauthentication (asking for an
@@ -63,8 +66,8 @@ type Result struct {
 func (c *Client) Authenticate(ctx context.Context, user string, p Prompter, maxPrompts int,
 ) (*Result, error) {
 	if user == "" || len(user) > 256 || strings.ContainsAny(user, "\x00\r\n") {
-		return nil, &Error{Op: "startauthentication", Class: ClassMalformed,
-			Err: errors.New("invalid user name")}
+		// A local refusal, not a service failure: it must never reach the policy as a class.
+		return nil, ErrInvalidUser
 	}
 	if maxPrompts < 1 {
 		maxPrompts = 1
@@ -99,9 +102,11 @@ func (f *flow) run(ctx context.Context) (*Result, error) {
 		f.finished = true
 		return nil, ErrNotRegistered
 	case !knownStep(id):
+		// A signed answer we cannot follow is the service's refusal (a suspended user,
+		// say); falling back to offline would undo it.
 		f.finished = true
-		return nil, &Error{Op: "startauthentication", Class: ClassHTTP4xx,
-			Err: fmt.Errorf("service answered errorId %d: %s", id, safeText(rb.ErrorMsg, 160))}
+		return nil, fmt.Errorf("%w: startauthentication errorId %d: %s", ErrRejected, id,
+			safeText(rb.ErrorMsg, 160))
 	}
 	f.started = true
 	f.session = rb.SessionID
@@ -109,8 +114,7 @@ func (f *flow) run(ctx context.Context) (*Result, error) {
 	for step := 0; step < maxSteps; step++ {
 		if rb.SessionID != "" && f.session != "" && rb.SessionID != f.session {
 			f.finished = true
-			return nil, &Error{Op: "flow", Class: ClassHTTP4xx, Started: true,
-				Err: errors.New("answer belongs to another session")}
+			return nil, fmt.Errorf("%w: answer belongs to another session", ErrRejected)
 		}
 		id := *rb.ErrorID
 		switch {
@@ -133,8 +137,7 @@ func (f *flow) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	return nil, &Error{Op: "flow", Class: ClassHTTP4xx, Started: true,
-		Err: fmt.Errorf("no result after %d steps", maxSteps)}
+	return nil, fmt.Errorf("%w: no result after %d steps", ErrRejected, maxSteps)
 }
 
 // knownStep reports whether a startauthentication errorId begins a flow we can follow.
@@ -357,7 +360,7 @@ func plausibleOTP(s string) bool {
 }
 
 func result(rb *wire.ResponseBody) *Result {
-	res := &Result{UniqueMsgID: safeText(rb.UniqueMsgID, 128)}
+	res := &Result{UniqueMsgID: safeText(rb.UniqueMsgID, 128), DevicesListed: rb.Fallback != nil}
 	for _, d := range rb.Fallback {
 		res.Devices = append(res.Devices, FallbackDevice{
 			ID: d.ID, Name: d.Name, Suite: d.Suite, Key: append([]byte(nil), d.Key...),

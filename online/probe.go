@@ -27,7 +27,10 @@ func (c *Client) Probe(ctx context.Context) ProbeResult {
 	start := c.now()
 	class, err := c.probe(ctx)
 	latency := c.now().Sub(start)
-	c.observe(class, latency)
+	if ctx.Err() == nil {
+		// A probe the caller abandoned proves nothing about the service.
+		c.observe(class, latency)
+	}
 	ev := c.log.Debug().Str("op", "probe").Str("class", string(class)).
 		Int64("latency_ms", latency.Milliseconds())
 	if err != nil {
