@@ -458,3 +458,63 @@ func TestInitKey(t *testing.T) {
 		t.Errorf("directory holds %d entries, want only the key", len(entries))
 	}
 }
+
+func TestSaveSkipsAFreshIdenticalFile(t *testing.T) {
+	other := testDevice("d1")
+	other.Key = bytes.Repeat([]byte{9}, 32)
+	renamed := testDevice("d1")
+	renamed.Name = "tablet"
+	cases := []struct {
+		name        string
+		after       time.Duration
+		devs        []Device
+		wantRewrite bool
+	}{
+		{name: "same devices a moment later", after: 10 * time.Second,
+			devs: []Device{testDevice("d1")}},
+		{name: "same devices a minute later", after: time.Minute,
+			devs: []Device{testDevice("d1")}, wantRewrite: true},
+		{name: "another key", after: time.Second, devs: []Device{other}, wantRewrite: true},
+		{name: "another name", after: time.Second, devs: []Device{renamed},
+			wantRewrite: true},
+		{name: "one more device", after: time.Second,
+			devs: []Device{testDevice("d1"), testDevice("d2")}, wantRewrite: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestEnv(t, 0)
+			must(t, e.store.Save("alice", []Device{testDevice("d1")}))
+			path := e.devicesPath(t, "alice")
+			before, err := os.ReadFile(path)
+			must(t, err)
+
+			e.clock.Advance(tc.after)
+			must(t, e.store.Save("alice", tc.devs))
+			after, err := os.ReadFile(path)
+			must(t, err)
+			// Every sealing draws a fresh nonce, so a rewrite always changes the bytes.
+			if rewritten := !bytes.Equal(before, after); rewritten != tc.wantRewrite {
+				t.Fatalf("rewritten = %t, want %t", rewritten, tc.wantRewrite)
+			}
+			devs, st, err := e.store.Load("alice")
+			if st != StatusReady || len(devs) != len(tc.devs) || devs[0].Name != tc.devs[0].Name ||
+				!bytes.Equal(devs[0].Key, tc.devs[0].Key) {
+				t.Fatalf("Load = %v %s %v", devs, st, err)
+			}
+		})
+	}
+}
+
+func TestSaveRewritesACorruptFile(t *testing.T) {
+	e := newTestEnv(t, 0)
+	must(t, e.store.Save("alice", []Device{testDevice("d1")}))
+	path := e.devicesPath(t, "alice")
+	data, err := os.ReadFile(path)
+	must(t, err)
+	must(t, os.WriteFile(path, flip(data, len(data)-1), 0o600))
+
+	must(t, e.store.Save("alice", []Device{testDevice("d1")}))
+	if st := e.store.Status("alice").Status; st != StatusReady {
+		t.Fatalf("Status = %s, want ready", st)
+	}
+}
