@@ -16,12 +16,16 @@ func (s *login) online(ctx context.Context) Status {
 	cfg := s.rt.Config
 	res, err := s.rt.Client.Authenticate(ctx, cfg.PingIDUser(s.req.User), s, cfg.MaxPrompts)
 	if err == nil {
-		s.keepDevices(res.Devices)
+		s.keepDevices(res)
 		return StatusSuccess
 	}
 
 	var oerr *online.Error
 	switch {
+	case ctx.Err() != nil:
+		// The deadline passed or the client hung up: whatever failed, it is over.
+		s.fail("online", err)
+		return StatusDeny
 	case errors.Is(err, online.ErrNotRegistered):
 		return s.notRegistered(ctx)
 	case errors.As(err, &oerr) && len(s.decisions) == 1:
@@ -47,12 +51,18 @@ func (s *login) retry(ctx context.Context, oerr *online.Error) Status {
 		s.input.Phase = engine.PhaseChallenge
 	}
 	d := s.decide(ctx)
-	if d.Action == engine.Online {
+	switch {
+	case d.Action == engine.Online:
 		// The policy would send the login back to the service that just failed.
-		s.tell(ctx, TypeError, "Multi-factor authentication failed.")
-		return StatusDeny
+	case d.Action == engine.Bypass && oerr.Started:
+		// The shipped policy never does this; an override cannot either. Checked here too
+		// because a bypass after the user saw a prompt is exactly what must not happen.
+		s.fail("policy", errors.New("bypass in phase challenge refused"))
+	default:
+		return s.carryOut(ctx, d)
 	}
-	return s.carryOut(ctx, d)
+	s.tell(ctx, TypeError, "Multi-factor authentication failed.")
+	return StatusDeny
 }
 
 // notRegistered applies policy_user_not_registered. Registration itself happens in the
@@ -74,14 +84,15 @@ func (s *login) notRegistered(ctx context.Context) Status {
 	return StatusDeny
 }
 
-// keepDevices stores the device list of a successful online login for offline use. A
+// keepDevices stores the device list of a successful online login for offline use; an
+// explicitly empty list removes the file, so a revoked device stops working offline. A
 // failure to store it is logged; the login itself has succeeded.
-func (s *login) keepDevices(list []online.FallbackDevice) {
-	if len(list) == 0 {
+func (s *login) keepDevices(res *online.Result) {
+	if !res.DevicesListed {
 		return
 	}
-	devs := make([]offline.Device, len(list))
-	for i, d := range list {
+	devs := make([]offline.Device, len(res.Devices))
+	for i, d := range res.Devices {
 		devs[i] = offline.Device{ID: d.ID, Name: d.Name, Suite: d.Suite, Key: d.Key}
 	}
 	if err := s.rt.Store.Save(s.req.User, devs); err != nil {

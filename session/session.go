@@ -51,8 +51,10 @@ type Runtime struct {
 func (rt *Runtime) Run(ctx context.Context, r io.Reader, w io.Writer) Status {
 	ctx, cancel := context.WithTimeout(ctx, rt.Config.AuthTimeout)
 	defer cancel()
+	ctx, hangUp := context.WithCancelCause(ctx)
+	defer hangUp(nil)
 
-	s := &login{rt: rt, out: NewWriter(w), in: readLoop(ctx, NewReader(r)),
+	s := &login{rt: rt, out: NewWriter(w), in: readLoop(ctx, hangUp, NewReader(r)),
 		start: rt.now(), ev: rt.Log.Info()}
 	status := s.run(ctx)
 	if err := s.out.Write(&Message{Type: TypeResult, Status: status}); err != nil {
@@ -164,7 +166,7 @@ func (rt *Runtime) Input(ctx context.Context, user, rhost, service, tty string,
 	if lookup == nil {
 		lookup = LookupUser
 	}
-	u, err := lookup(user)
+	u, err := lookupWithin(ctx, lookup, user)
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +182,27 @@ func (rt *Runtime) Input(ctx context.Context, user, rhost, service, tty string,
 		Offline:  engine.DeviceFile{Status: string(rep.Status), Devices: rep.Devices},
 		Time:     now,
 	}, nil
+}
+
+// lookupWithin bounds an NSS lookup by ctx: a hung directory server must not hold a login
+// past its deadline. The abandoned lookup finishes in the background.
+func lookupWithin(ctx context.Context, lookup func(string) (engine.User, error), name string,
+) (engine.User, error) {
+	type answer struct {
+		u   engine.User
+		err error
+	}
+	ch := make(chan answer, 1)
+	go func() {
+		u, err := lookup(name)
+		ch <- answer{u, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.u, a.err
+	case <-ctx.Done():
+		return engine.User{}, fmt.Errorf("look up user: %w", ctx.Err())
+	}
 }
 
 // service reports the PingID API's health: the prober's view when it has one, otherwise
@@ -266,14 +289,23 @@ type incoming struct {
 	err error
 }
 
+// errHungUp ends a login whose client closed the connection or cancelled outside a
+// prompt, so that nothing (a push wait, say) goes on for nobody.
+var errHungUp = errors.New("the client hung up")
+
 // readLoop reads messages in the background so that every wait can also watch ctx. It
 // stops at the first error; the caller's closing of the connection ends a pending read.
-func readLoop(ctx context.Context, r *Reader) <-chan incoming {
+// The end of the stream or a cancel message also ends the login through hangUp.
+func readLoop(ctx context.Context, hangUp context.CancelCauseFunc, r *Reader,
+) <-chan incoming {
 	ch := make(chan incoming)
 	go func() {
 		defer close(ch)
 		for {
 			m, err := r.Read()
+			if err != nil || m.Type == TypeCancel {
+				hangUp(errHungUp)
+			}
 			select {
 			case ch <- incoming{m, err}:
 			case <-ctx.Done():

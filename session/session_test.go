@@ -31,6 +31,7 @@ func simUsers() map[string]pingidtest.User {
 		"bob":   {Behavior: "reject", Devices: dev},
 		"carol": {Behavior: "otp:424242", Devices: dev},
 		"dave":  {Behavior: "timeout", Devices: dev},
+		"frank": {Behavior: "approve"}, // every device revoked
 	}
 }
 

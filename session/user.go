@@ -11,7 +11,12 @@ import (
 
 // LookupUser resolves name through NSS. An unknown user is not an error: it comes back
 // with Exists false and no groups. Any other failure (NSS or a directory down) is an error,
-// so that a session denies rather than deciding with missing groups.
+// so that a session denies rather than deciding with missing groups. A group id with no
+// name is listed as its number.
+//
+// NSS cannot always tell "no such user" from "directory unreachable": with sssd, for one,
+// an unreachable directory may read as an unknown user. Overrides that deny by group
+// should therefore also deny users that do not exist, or be written as allow-lists.
 func LookupUser(name string) (engine.User, error) {
 	u, err := user.Lookup(name)
 	var unknown user.UnknownUserError
@@ -33,10 +38,16 @@ func LookupUser(name string) (engine.User, error) {
 	groups := make([]string, 0, len(gids))
 	for _, gid := range gids {
 		g, err := user.LookupGroupId(gid)
-		if err != nil {
+		var unknownGroup user.UnknownGroupIdError
+		switch {
+		case errors.As(err, &unknownGroup):
+			// A gid without a name still belongs to the user: keep it, as its number.
+			groups = append(groups, gid)
+		case err != nil:
 			return engine.User{}, fmt.Errorf("look up group %s: %w", gid, err)
+		default:
+			groups = append(groups, g.Name)
 		}
-		groups = append(groups, g.Name)
 	}
 	return engine.User{Name: name, Exists: true, UID: &uid, Groups: groups}, nil
 }
