@@ -14,6 +14,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -145,9 +146,13 @@ var ErrInsecureFile = errors.New("file is writable by someone other than root")
 
 // LoadOptions change how files are checked before they are trusted.
 type LoadOptions struct {
-	// AllowInsecure skips the owner and mode checks. Tests and demos running as an
-	// unprivileged user set it; a production daemon never should.
+	// AllowInsecure accepts files and directories owned by the current user as well as
+	// root; their modes are still checked. Tests and demos running as an unprivileged user
+	// set it; a production daemon never should.
 	AllowInsecure bool
+	// Development skips every trust check, for files that grant nothing: override sources
+	// under test in a checkout ("policy test").
+	Development bool
 }
 
 // Load reads, checks and validates the config file at path. Warnings come back even when the
@@ -162,11 +167,13 @@ func Load(path string, opts LoadOptions) (*Config, []Diagnostic, error) {
 }
 
 // ReadTrusted reads a file that grants access (config, properties, policy override): it
-// follows symlinks, as an atomic swap of a linked directory must work, but unless
-// opts.AllowInsecure the final file must be a regular file owned by root and writable by
-// nobody else. Reads are bounded to 1 MiB.
+// follows symlinks, as an atomic swap of a linked directory must work, but the final file
+// must be a regular file owned by root and writable by nobody else, and so must be the
+// directories holding the link and its target, so that nobody else can swap the file. With
+// opts.AllowInsecure the owner may be the current user instead of root; the modes are
+// checked either way. Reads are bounded to 1 MiB and never block on a FIFO.
 func ReadTrusted(path string, opts LoadOptions) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -179,9 +186,12 @@ func ReadTrusted(path string, opts LoadOptions) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	if !opts.AllowInsecure {
-		if err := checkOwnerMode(fi); err != nil {
+	if !opts.Development {
+		if err := checkOwnerMode(fi, opts); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := checkParents(path, opts); err != nil {
+			return nil, err
 		}
 	}
 

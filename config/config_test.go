@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -231,6 +232,7 @@ func TestParseProperties(t *testing.T) {
 		{"unsigned", good + "use_signature=false\n", "use_signature"},
 		{"short key", strings.Replace(good, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=",
 			"MTIz", 1), "fewer than 16"},
+
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,5 +244,86 @@ func TestParseProperties(t *testing.T) {
 				t.Fatal("error echoes the key")
 			}
 		})
+	}
+}
+
+func TestReadTrustedRefusesWhatOthersCouldSwap(t *testing.T) {
+	dir := t.TempDir()
+	shared := filepath.Join(dir, "shared")
+	if err := os.Mkdir(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "pingid.conf")
+	if err := os.WriteFile(good, []byte("verbose = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inShared := filepath.Join(shared, "pingid.conf")
+	if err := os.WriteFile(inShared, []byte("verbose = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	linkInShared := filepath.Join(shared, "link.conf")
+	if err := os.Symlink(good, linkInShared); err != nil {
+		t.Fatal(err)
+	}
+	linkToShared := filepath.Join(dir, "to-shared.conf")
+	if err := os.Symlink(inShared, linkToShared); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(dir, "fifo.conf")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	opts := LoadOptions{AllowInsecure: true}
+	tests := []struct {
+		name, path, want string
+	}{
+		{"file in a world-writable directory", inShared, "directory " + shared},
+		{"link in a world-writable directory", linkInShared, "directory " + shared},
+		{"link into a world-writable directory", linkToShared, "directory " + shared},
+		{"fifo", fifo, "not a regular file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() { _, err := ReadTrusted(tc.path, opts); done <- err }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("err = %v, want %q", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("ReadTrusted blocked")
+			}
+		})
+	}
+	if _, err := ReadTrusted(good, opts); err != nil {
+		t.Fatalf("good file: %v", err)
+	}
+	if _, err := ReadTrusted(inShared, LoadOptions{Development: true}); err != nil {
+		t.Fatalf("development files are not checked: %v", err)
+	}
+}
+
+func TestPropertiesDiagnosticsNeverEchoASecret(t *testing.T) {
+	// A key wrapped over two lines: the second line reads as an unknown key.
+	text := "use_base64_key=MTIzNDU2Nzg5MDEy\nMzQ1Njc4OTAxMjM0NTY3ODkwMTI=\ntoken=t\n" +
+		"idp_url=https://idp.example.com\norg_alias=o\n"
+	_, diags, err := ParseProperties("p", strings.NewReader(text))
+	if err == nil {
+		t.Fatal("a 12-byte key was accepted")
+	}
+	found := false
+	for _, d := range diags {
+		if strings.Contains(d.Msg, "MzQ1") || strings.Contains(d.Msg, "MTIz") {
+			t.Fatalf("diagnostic echoes the key: %s", d)
+		}
+		found = found || strings.Contains(d.Msg, "(unreadable key)")
+	}
+	if !found {
+		t.Fatalf("no warning for the stray line: %v", diags)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -135,7 +136,7 @@ func (p *parser) setProperty(props *Properties, line int, key, value string) {
 	case "authenticator_url":
 		p.httpsURL(line, key, value, &props.AuthenticatorURL)
 	default:
-		p.warn(line, "unknown property %q is ignored", truncate(key))
+		p.warn(line, "unknown property %s is ignored", showKey(key))
 	}
 }
 
@@ -195,7 +196,7 @@ func splitProperty(s string) (string, string, error) {
 	}
 	v, err := unescape(strings.TrimRight(rest, " \t"))
 	if err != nil {
-		return "", "", fmt.Errorf("%s: %w", k, err)
+		return "", "", fmt.Errorf("%s: %w", showKey(k), err)
 	}
 	return k, v, nil
 }
@@ -231,4 +232,18 @@ func unescape(s string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// showKey names a key in a message only when it looks like one: a line that is not a key
+// may be the wrapped tail of a secret, which must not reach a log.
+func showKey(k string) string {
+	if len(k) > 64 {
+		return "(unreadable key)"
+	}
+	for _, r := range k {
+		if !(r == '_' || r == '.' || r == '-' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return "(unreadable key)"
+		}
+	}
+	return strconv.Quote(k)
 }

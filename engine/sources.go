@@ -36,9 +36,9 @@ func Base() Source {
 }
 
 // ReadDir reads the .rego files directly in dir, sorted by name. Names starting with '.'
-// are skipped (editors' and Kubernetes' internals), symlinks are followed, and each file
-// must pass the trust checks of config.ReadTrusted. A missing dir is not an error: it
-// holds no overrides.
+// are skipped (editors' and Kubernetes' internals), symlinks are followed, and dir and
+// each file must pass the trust checks of config.ReadTrusted. A missing dir is not an
+// error: it holds no overrides.
 func ReadDir(dir string, opts config.LoadOptions) ([]Source, error) {
 	entries, err := os.ReadDir(dir)
 	if os.IsNotExist(err) {
@@ -46,6 +46,9 @@ func ReadDir(dir string, opts config.LoadOptions) ([]Source, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read policy dir: %w", err)
+	}
+	if err := config.CheckTrustedDir(opts, dir); err != nil {
+		return nil, fmt.Errorf("policy dir: %w", err)
 	}
 
 	var out []Source

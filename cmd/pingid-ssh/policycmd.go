@@ -45,7 +45,7 @@ func runPolicyTest(e *env, args []string) int {
 
 	var srcs []engine.Source
 	for _, dir := range dirs {
-		s, err := engine.ReadDir(dir, config.LoadOptions{AllowInsecure: true})
+		s, err := engine.ReadDir(dir, config.LoadOptions{Development: true})
 		if err != nil {
 			fmt.Fprintln(e.stderr, err)
 			return 2
