@@ -348,6 +348,10 @@ func (p *parser) validate(cfg *Config) {
 		p.invalid(0, "connect_timeout (%s) must be shorter than auth_timeout (%s)",
 			cfg.ConnectTimeout, cfg.AuthTimeout)
 	}
+	if cfg.AuthTimeout > 100*time.Second {
+		p.warn(0, "auth_timeout %s is long: keep it under the shim's timeout (120s by "+
+			"default) and sshd's LoginGraceTime", cfg.AuthTimeout)
+	}
 	if !strings.Contains(cfg.OfflineDevicesPath, "${username}") {
 		p.invalid(0, "offline_devices_path must contain ${username}")
 	}

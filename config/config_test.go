@@ -16,7 +16,7 @@ fail_mode = passive_offline_authentication
 verbose = true
 connect_timeout = 1500ms
 probe_interval = 10
-auth_timeout = "2m"
+auth_timeout = "100s"
 offline_devices_path = /var/lib/x/${username}/.localFallbackDevices
 max_prompts = 3
 domain_postfix = @example.com
@@ -27,7 +27,7 @@ offline_lockout = 1h
 		t.Fatalf("err %v, diags %v", err, diags)
 	}
 	if cfg.FailMode != PassiveOffline || !cfg.Verbose || cfg.ConnectTimeout != 1500*time.Millisecond ||
-		cfg.ProbeInterval != 10*time.Second || cfg.AuthTimeout != 2*time.Minute ||
+		cfg.ProbeInterval != 10*time.Second || cfg.AuthTimeout != 100*time.Second ||
 		cfg.MaxPrompts != 3 || cfg.OfflineLockout != time.Hour {
 		t.Fatalf("got %+v", cfg)
 	}

@@ -7,12 +7,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
 )
+
+// maxConnectAnswer bounds the proxy's answer to CONNECT.
+const maxConnectAnswer = 64 << 10
 
 // parseProxy reads the proxy key: "http://[user:password@]host:port",
 // "https://[user:password@]host:port" or a bare "host:port" (plain HTTP). Credentials may
@@ -81,7 +85,9 @@ func (c *Client) dialProxy(ctx context.Context, addr string) (net.Conn, error) {
 	if err := req.Write(conn); err != nil {
 		return nil, fmt.Errorf("CONNECT %s: %w", addr, err)
 	}
-	br := bufio.NewReaderSize(conn, 4096)
+	// The proxy's answer is bounded: a proxy that sends headers without end is a failure,
+	// not a way to make the client allocate.
+	br := bufio.NewReaderSize(io.LimitReader(conn, maxConnectAnswer), 4096)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		return nil, fmt.Errorf("CONNECT %s: %w", addr, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/rs/zerolog"
 
@@ -46,7 +47,10 @@ func newLogger(e *env, cfg *config.Config) (zerolog.Logger, func(), error) {
 	var w io.Writer = e.stderr
 	closeFn := func() {}
 	if cfg != nil && cfg.LogFile != "" {
-		f, err := os.OpenFile(cfg.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		// O_NOFOLLOW: a link planted where the log should be must not make root append to
+		// a file of someone else's choosing.
+		f, err := os.OpenFile(cfg.LogFile,
+			os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 		if err != nil {
 			return zerolog.Nop(), closeFn, fmt.Errorf("open log file: %w", err)
 		}
