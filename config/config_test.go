@@ -232,7 +232,6 @@ func TestParseProperties(t *testing.T) {
 		{"unsigned", good + "use_signature=false\n", "use_signature"},
 		{"short key", strings.Replace(good, "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=",
 			"MTIz", 1), "fewer than 16"},
-
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
