@@ -61,6 +61,11 @@ type Options struct {
 
 	// Clock drives the debounce and retry timers (default SystemClock).
 	Clock Clock
+
+	// Relevant reports whether a change to path may matter; nil means every change does.
+	// Changes to a watched directory itself always count. Filtering keeps files that merely
+	// share a directory (a log file beside the config, say) from causing reloads.
+	Relevant func(path string) bool
 }
 
 // Watcher calls Reload after changes under any of the watched directories settle, and when
@@ -72,6 +77,7 @@ type Watcher struct {
 	maxDelay time.Duration
 	retry    time.Duration
 	reloadFn func() error
+	relevant func(string) bool
 	log      zerolog.Logger
 	clock    Clock
 
@@ -105,6 +111,7 @@ func New(opts Options) (*Watcher, error) {
 		maxDelay: opts.MaxDelay,
 		retry:    opts.Retry,
 		reloadFn: opts.Reload,
+		relevant: opts.Relevant,
 		log:      opts.Log.With().Str("component", "watcher").Logger(),
 		clock:    opts.Clock,
 		trigger:  make(chan struct{}, 1),
@@ -249,8 +256,12 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event,
 				// An event without an operation carries no change.
 				continue
 			}
+			kind := w.dirEvent(ev)
+			if kind == dirNone && w.relevant != nil && !w.relevant(ev.Name) {
+				continue
+			}
 			w.log.Debug().Str("path", ev.Name).Str("op", ev.Op.String()).Msg("change")
-			switch w.dirEvent(ev) {
+			switch kind {
 			case dirGone:
 				armRetry()
 			case dirCreated:

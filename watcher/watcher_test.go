@@ -660,3 +660,22 @@ func TestNestedDirBack(t *testing.T) {
 	must(t, f.Close())
 	waitFor(t, "v3 to become active", func() bool { return l.Text() == "v3" })
 }
+
+func TestIrrelevantChangesAreIgnored(t *testing.T) {
+	c := &counter{}
+	f := newFeed(t, Options{Reload: c.Reload, Debounce: time.Second,
+		Relevant: func(path string) bool { return filepath.Base(path) == "pingid.conf" }})
+
+	for i := 0; i < 10; i++ {
+		f.change("/etc/pingid/daemon.log")
+	}
+	if n := f.clock.Armed(); n != 0 {
+		t.Fatalf("%d timers armed by changes to an irrelevant file", n)
+	}
+	f.change("/etc/pingid/pingid.conf")
+	if n := f.clock.Armed(); n != 1 {
+		t.Fatalf("%d timers armed after a config change, want 1", n)
+	}
+	f.clock.Advance(time.Second)
+	waitFor(t, "the reload", func() bool { return c.Calls() == 1 })
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -98,8 +99,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		return nil
 	}
 	w, err := watcher.New(watcher.Options{
-		Dirs:   watchDirs(path, first.rt.Config),
-		Reload: reload,
+		Dirs:     watchDirs(path, first.rt.Config),
+		Relevant: relevant(path, first.rt.Config),
+		Reload:   reload,
 		Log:    log.With().Str("component", "watcher").Logger(),
 	})
 	if err != nil {
@@ -149,6 +151,25 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 	}
 	log.Info().Msg("stopped")
 	return err
+}
+
+// relevant tells the watcher which changed paths may change what is loaded: the config
+// and properties files, .rego files in policy_dir, policy_dir itself, and the ".."-names
+// of an atomic symlink swap. Anything else sharing those directories (a log file, say)
+// is ignored.
+func relevant(path string, cfg *config.Config) func(string) bool {
+	names := map[string]bool{
+		filepath.Clean(path):               true,
+		filepath.Clean(cfg.PropertiesFile): true,
+		filepath.Clean(cfg.PolicyDir):      true,
+	}
+	policyDir := filepath.Clean(cfg.PolicyDir)
+	return func(p string) bool {
+		p = filepath.Clean(p)
+		base := filepath.Base(p)
+		return names[p] || strings.HasPrefix(base, "..") ||
+			filepath.Dir(p) == policyDir && strings.HasSuffix(base, ".rego")
+	}
 }
 
 // watchDirs are the directories whose changes trigger a reload. A policy_dir that does
