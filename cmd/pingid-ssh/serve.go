@@ -102,7 +102,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		Dirs:     watchDirs(path, first.rt.Config),
 		Relevant: relevant(path, first.rt.Config),
 		Reload:   reload,
-		Log:    log.With().Str("component", "watcher").Logger(),
+		Log:      log.With().Str("component", "watcher").Logger(),
 	})
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
