@@ -37,13 +37,17 @@ const (
 	digitCharset = "0123456789"
 )
 
+// minDeviceDigits is the shortest code an offline device may use.
+const minDeviceDigits = 6
+
 // errDevice is wrapped by every rejection of a device record.
 var errDevice = errors.New("invalid device")
 
 // CheckDevice accepts a device that a login can verify: an ID and name of printable text,
-// a key of 16 to 128 bytes, and a suite whose only input is the challenge, since an offline
-// login has no counter, PIN, session or clock shared with the authenticator. Store.Save
-// applies it to every device; errors name the device by ID and never include the key.
+// a key of 16 to 128 bytes, and a suite of codes of at least 6 digits whose only input is
+// the challenge, since an offline login has no counter, PIN, session or clock shared with
+// the authenticator. Store.Save applies it to every device; errors name the device by ID
+// and never include the key.
 func CheckDevice(d Device) error {
 	if d.ID == "" || len(d.ID) > maxIDLen || hasControl(d.ID) {
 		return fmt.Errorf("%w: id is empty, longer than %d bytes or not printable",
@@ -60,6 +64,11 @@ func CheckDevice(d Device) error {
 	s, err := ParseSuite(d.Suite)
 	if err != nil {
 		return fmt.Errorf("%w %q: %w", errDevice, d.ID, err)
+	}
+	if s.Digits < minDeviceDigits {
+		// Each device is one more way to guess a code: short codes multiply that chance.
+		return fmt.Errorf("%w %q: suite %s gives %d-digit codes; offline devices need at "+
+			"least %d", errDevice, d.ID, d.Suite, s.Digits, minDeviceDigits)
 	}
 	if s.Counter || s.PIN != "" || s.SessionLen > 0 || s.TimeStep > 0 {
 		return fmt.Errorf("%w %q: suite %s needs inputs besides the challenge",

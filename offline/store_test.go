@@ -352,6 +352,8 @@ func TestSaveRejects(t *testing.T) {
 			Key: make([]byte, 32)}}, nil},
 		{"suite with counter", "alice", []Device{{ID: "a", Suite: "OCRA-1:HOTP-SHA1-6:C-QN12",
 			Key: make([]byte, 32)}}, nil},
+		{"four-digit codes", "alice", []Device{{ID: "a", Suite: "OCRA-1:HOTP-SHA256-4:QN12",
+			Key: make([]byte, 32)}}, nil},
 		{"suite with time", "alice", []Device{{ID: "a", Suite: "OCRA-1:HOTP-SHA1-6:QN12-T1M",
 			Key: make([]byte, 32)}}, nil},
 		{"duplicate ids", "alice", []Device{testDevice("a"), testDevice("a")}, nil},
