@@ -30,7 +30,7 @@ func Load(ctx context.Context, path string, opts config.LoadOptions,
 	if err != nil {
 		return nil, fmt.Errorf("load policy: %w", err)
 	}
-	client, err := online.New(cfg, props, log.With().Str("component", "online").Logger(),
+	client, err := online.New(cfg, props, log,
 		online.WithLoadOptions(opts))
 	if err != nil {
 		return nil, fmt.Errorf("build client: %w", err)

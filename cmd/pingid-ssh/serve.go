@@ -102,7 +102,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		Dirs:     watchDirs(path, first.rt.Config),
 		Relevant: relevant(path, first.rt.Config),
 		Reload:   reload,
-		Log:      log.With().Str("component", "watcher").Logger(),
+		Log:      log,
 	})
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
@@ -128,7 +128,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		Handler: func(ctx context.Context, conn net.Conn) {
 			current.Load().rt.Run(ctx, conn, conn)
 		},
-		Log: log.With().Str("component", "daemon").Logger(),
+		Log: log,
 		// Root, and the daemon's own user when it runs unprivileged (a demo).
 		AllowUID: func(uid uint32) bool { return uid == 0 || uid == euid },
 	}
