@@ -124,7 +124,7 @@ func TestOtherUID(t *testing.T) {
 				t.Errorf("client as uid %d saw %q, want %q", nobody, got, tc.want)
 			}
 
-			refused := ts.log.find(t, "connection refused")
+			refused := ts.log.Find(t, "connection refused")
 			if tc.wantReason == "" {
 				if len(refused) != 0 {
 					t.Errorf("unexpected refusals: %v", refused)

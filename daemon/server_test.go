@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,40 +15,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/pingid-ssh/pingid-ssh/internal/testlog"
 )
-
-// logBuffer collects zerolog's JSON lines; safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// find returns the log entries with the given message.
-func (b *logBuffer) find(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		if m["message"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // events records the order in which things happened across goroutines.
 type events struct {
@@ -87,7 +54,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 type testServer struct {
 	srv       *Server
 	path      string
-	log       *logBuffer
+	log       *testlog.Buffer
 	stop      context.CancelFunc
 	serveDone chan struct{} // closed when Serve returned
 	serveErr  error
@@ -125,7 +92,7 @@ func shortTempDir(t *testing.T) string {
 // startServerAt serves srv as configured on a socket at path.
 func startServerAt(t *testing.T, srv *Server, path string) *testServer {
 	t.Helper()
-	ts := &testServer{srv: srv, path: path, log: &logBuffer{}, serveDone: make(chan struct{})}
+	ts := &testServer{srv: srv, path: path, log: &testlog.Buffer{}, serveDone: make(chan struct{})}
 	srv.Log = zerolog.New(ts.log)
 	ln, err := Listen(ts.path)
 	if err != nil {
@@ -207,9 +174,9 @@ func TestRefusedUID(t *testing.T) {
 		t.Fatalf("refused peer got %q", line)
 	}
 	waitFor(t, "the refusal log", func() bool {
-		return len(ts.log.find(t, "connection refused")) == 1
+		return len(ts.log.Find(t, "connection refused")) == 1
 	})
-	e := ts.log.find(t, "connection refused")[0]
+	e := ts.log.Find(t, "connection refused")[0]
 	if e["uid"] != float64(os.Getuid()) || e["pid"] != float64(os.Getpid()) ||
 		e["reason"] != "uid not allowed" || e["component"] != "daemon" {
 		t.Errorf("refusal logged as %v", e)
@@ -239,7 +206,7 @@ func TestMaxConns(t *testing.T) {
 	if l3 != "" {
 		t.Fatalf("third session beyond MaxConns 2 got %q", l3)
 	}
-	refused := ts.log.find(t, "connection refused")
+	refused := ts.log.Find(t, "connection refused")
 	if len(refused) != 1 || refused[0]["reason"] != "too many sessions (limit 2)" ||
 		refused[0]["pid"] != float64(os.Getpid()) {
 		t.Fatalf("refusal logged as %v", refused)
@@ -278,7 +245,7 @@ func TestHandlerPanicEndsOnlyItsSession(t *testing.T) {
 	if _, line := ts.dial(t); line != "hello" {
 		t.Fatalf("session after a panic got %q", line)
 	}
-	if got := ts.log.find(t, "session handler panicked; connection closed"); len(got) != 1 {
+	if got := ts.log.Find(t, "session handler panicked; connection closed"); len(got) != 1 {
 		t.Errorf("panic logged %d times", len(got))
 	}
 }

@@ -1,7 +1,6 @@
 package offline
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/pingid-ssh/pingid-ssh/config"
+	"github.com/pingid-ssh/pingid-ssh/internal/testlog"
 )
 
 // fakeClock is a steppable clock safe for concurrent use.
@@ -35,30 +35,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// logBuffer collects log lines from many goroutines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testEnv is a Store over a fresh temporary tree with a host key in place.
 type testEnv struct {
 	dir   string
 	cfg   *config.Config
 	clock *fakeClock
-	logs  *logBuffer
+	logs  *testlog.Buffer
 	store *Store
 }
 
@@ -81,7 +63,7 @@ func newTestEnv(t *testing.T, maxAttempts int) *testEnv {
 	if err := InitKey(cfg.OfflineKeyFile); err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{dir: dir, cfg: cfg, clock: newFakeClock(), logs: &logBuffer{}}
+	e := &testEnv{dir: dir, cfg: cfg, clock: newFakeClock(), logs: &testlog.Buffer{}}
 	e.store = e.newStore()
 	return e
 }

@@ -1,14 +1,12 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 
 	"github.com/pingid-ssh/pingid-ssh/config"
 	"github.com/pingid-ssh/pingid-ssh/engine"
+	"github.com/pingid-ssh/pingid-ssh/internal/testlog"
 	"github.com/pingid-ssh/pingid-ssh/offline"
 	"github.com/pingid-ssh/pingid-ssh/online"
 	"github.com/pingid-ssh/pingid-ssh/online/pingidtest"
@@ -35,34 +34,16 @@ func simUsers() map[string]pingidtest.User {
 	}
 }
 
-// syncBuffer is a log sink safe for the session's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	rt   *Runtime
 	sim  *pingidtest.Server
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 func newFixture(t *testing.T, mode config.FailMode) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	log := zerolog.New(logs)
 	sim, err := pingidtest.Start(pingidtest.Options{Users: simUsers(), Log: zerolog.Nop()})
 	if err != nil {

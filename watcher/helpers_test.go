@@ -1,12 +1,11 @@
 package watcher
 
 import (
-	"bytes"
-	"encoding/json"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pingid-ssh/pingid-ssh/internal/testlog"
 )
 
 // fakeClock is a Clock that moves only when Advance is called. Timers fire synchronously
@@ -114,42 +113,11 @@ func (t *fakeTimer) drain() {
 	}
 }
 
-// logBuffer collects zerolog's JSON lines; safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// entries returns the decoded log lines.
-func (b *logBuffer) entries(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // count returns how many log entries have the given level and message.
-func (b *logBuffer) count(t *testing.T, level, msg string) int {
+func count(t *testing.T, b *testlog.Buffer, level, msg string) int {
 	t.Helper()
 	n := 0
-	for _, e := range b.entries(t) {
+	for _, e := range b.Entries(t) {
 		if e["level"] == level && e["message"] == msg {
 			n++
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
+
+	"github.com/pingid-ssh/pingid-ssh/internal/testlog"
 )
 
 // confSet is what the tests reload: the content of one file, standing in for a parsed config.
@@ -274,14 +276,14 @@ func TestRealBurst(t *testing.T) {
 type feed struct {
 	w      *Watcher
 	clock  *fakeClock
-	log    *logBuffer
+	log    *testlog.Buffer
 	events chan fsnotify.Event
 	errs   chan error
 }
 
 func newFeed(t *testing.T, opts Options) *feed {
 	t.Helper()
-	f := &feed{clock: newFakeClock(), log: &logBuffer{},
+	f := &feed{clock: newFakeClock(), log: &testlog.Buffer{},
 		events: make(chan fsnotify.Event), errs: make(chan error)}
 	opts.Dirs = []string{t.TempDir()}
 	opts.Clock = f.clock
@@ -393,7 +395,7 @@ func TestDebounce(t *testing.T) {
 		f.events <- fsnotify.Event{}
 		f.clock.Advance(debounce)
 		waitFor(t, "the reload", func() bool { return c.Calls() == 1 })
-		if f.log.count(t, "warn", "watch error; reloading in case a change was missed") != 1 {
+		if count(t, f.log, "warn", "watch error; reloading in case a change was missed") != 1 {
 			t.Errorf("watch error not logged")
 		}
 	})
@@ -415,13 +417,13 @@ func TestFailingReload(t *testing.T) {
 	f.events <- fsnotify.Event{} // the last reload's logging is done
 
 	const failed = "reload failed; keeping the last good set"
-	if got := f.log.count(t, "error", failed); got != 3 {
+	if got := count(t, f.log, "error", failed); got != 3 {
 		t.Errorf("%d error lines for A,A,A,B,ok,ok,A; want 3 (A, B, A again)", got)
 	}
-	if got := f.log.count(t, "info", "recovered"); got != 1 {
+	if got := count(t, f.log, "info", "recovered"); got != 1 {
 		t.Errorf("%d recovered lines, want 1", got)
 	}
-	if got := f.log.count(t, "info", "reloaded"); got != 1 {
+	if got := count(t, f.log, "info", "reloaded"); got != 1 {
 		t.Errorf("%d reloaded lines, want 1", got)
 	}
 }
@@ -455,7 +457,7 @@ func TestReloadPanicIsAnError(t *testing.T) {
 	f.events <- fsnotify.Event{}
 
 	var found bool
-	for _, e := range f.log.entries(t) {
+	for _, e := range f.log.Entries(t) {
 		if e["level"] == "error" && strings.Contains(fmt.Sprint(e["error"]), "panicked") {
 			found = true
 		}
@@ -463,7 +465,7 @@ func TestReloadPanicIsAnError(t *testing.T) {
 	if !found {
 		t.Errorf("panic not logged as a reload error")
 	}
-	if f.log.count(t, "info", "recovered") != 1 {
+	if count(t, f.log, "info", "recovered") != 1 {
 		t.Errorf("no recovery after the panic")
 	}
 }

@@ -8,28 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/pingid-ssh/pingid-ssh/internal/testlog"
 )
-
-// lockedBuffer is a bytes.Buffer safe to write from the command while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // waitFor polls cond every 20ms for up to 20s.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -54,7 +37,7 @@ func TestSimulateCommand(t *testing.T) {
 	adminAddr := closedAddr(t) // a free port, taken again by the admin listener
 
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &testlog.Buffer{}, &testlog.Buffer{}
 	e := &env{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr,
 		getenv: func(string) string { return "" }}
 	done := make(chan int)
