@@ -57,12 +57,13 @@ func runLogin(e *env, args []string) int {
 	service := fs.String("service", "sshd", "PAM service")
 	tty := fs.String("tty", "ssh", "PAM tty")
 	standalone := fs.Bool("standalone", false, "run the session in-process, not in the daemon")
+	socket := fs.String("socket", "", "the daemon's socket (default: socket_path of --config)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *user == "" || fs.NArg() > 0 {
 		fmt.Fprintln(e.stderr, "usage: pingid-ssh login --user NAME [--rhost IP] "+
-			"[--service S] [--config F] [--standalone]")
+			"[--service S] [--tty T] [--config F | --socket PATH] [--standalone]")
 		return 2
 	}
 	start := session.Message{User: *user, RHost: *rhost, Service: *service, TTY: *tty}
@@ -72,7 +73,7 @@ func runLogin(e *env, args []string) int {
 	if *standalone {
 		status, err = loginInProcess(e, *cfgPath, start)
 	} else {
-		status, err = loginThroughSocket(e, *cfgPath, start)
+		status, err = loginThroughSocket(e, *cfgPath, *socket, start)
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "pingid-ssh login: %v\n", err)
