@@ -30,3 +30,35 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, stderr)
 	}
 }
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		toStdout bool
+	}{
+		{"no arguments", nil, 2, false},
+		{"help", []string{"help"}, 0, true},
+		{"--help", []string{"--help"}, 0, true},
+		{"-h", []string{"-h"}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, "", nil, tt.args...)
+			got, other := stderr, stdout
+			if tt.toStdout {
+				got, other = stdout, stderr
+			}
+			if code != tt.wantCode || !strings.HasPrefix(got, "usage: pingid-ssh COMMAND") ||
+				other != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+			for name := range commands {
+				if !strings.Contains(got, "  "+name+" ") {
+					t.Errorf("usage does not list %q", name)
+				}
+			}
+		})
+	}
+}
