@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,7 +51,7 @@ func runServe(e *env, args []string) int {
 	}
 	defer closeLog()
 	if err := serve(ctx, *cfgPath, cfg, loadOptions(e), log); err != nil {
-		log.Error().Err(err).Msg("daemon stopped")
+		log.Error().Str("component", "serve").Err(err).Msg("daemon stopped")
 		return 1
 	}
 	return 0
@@ -58,6 +59,12 @@ func runServe(e *env, args []string) int {
 
 func serve(ctx context.Context, path string, cfg *config.Config, opts config.LoadOptions,
 	log zerolog.Logger) error {
+	// Watch events carry absolute paths; a relative --config would never match them.
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("config path: %w", err)
+	}
+	slog := log.With().Str("component", "serve").Logger()
 	load := func() (*generation, error) {
 		rt, err := session.Load(ctx, path, opts, log)
 		if err != nil {
@@ -80,6 +87,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 	if err != nil {
 		return err
 	}
+	watched := watchDirs(path, first.rt.Config)
 	current := watcher.NewCurrent(first)
 	defer func() { current.Load().stop() }()
 
@@ -89,20 +97,26 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 			return err
 		}
 		if next.rt.Config.SocketPath != cfg.SocketPath {
-			log.Warn().Str("socket_path", next.rt.Config.SocketPath).
+			slog.Warn().Str("socket_path", next.rt.Config.SocketPath).
 				Msg("socket_path changes take effect at the next restart")
+		}
+		if !slices.Equal(watchDirs(path, next.rt.Config), watched) {
+			slog.Warn().Strs("watched", watched).Msg("pingid_properties_file or policy_dir " +
+				"moved: the new place is watched from the next restart; SIGHUP reloads now")
 		}
 		old := current.Swap(next)
 		old.stop()
-		log.Info().Str("revision", next.rt.Engine.Set().Revision()).
-			Str("fail_mode", string(next.rt.Config.FailMode)).Msg("reloaded")
+		slog.Info().Str("revision", next.rt.Engine.Set().Revision()).
+			Str("fail_mode", string(next.rt.Config.FailMode)).Msg("new configuration active")
 		return nil
 	}
 	w, err := watcher.New(watcher.Options{
-		Dirs:     watchDirs(path, first.rt.Config),
-		Relevant: relevant(path, first.rt.Config),
-		Reload:   reload,
-		Log:      log,
+		Dirs: watched,
+		Relevant: func(p string) bool {
+			return relevant(path, current.Load().rt.Config)(p)
+		},
+		Reload: reload,
+		Log:    log,
 	})
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
@@ -132,7 +146,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		// Root, and the daemon's own user when it runs unprivileged (a demo).
 		AllowUID: func(uid uint32) bool { return uid == 0 || uid == euid },
 	}
-	log.Info().Str("socket", cfg.SocketPath).Str("fail_mode", string(cfg.FailMode)).
+	slog.Info().Str("socket", cfg.SocketPath).Str("fail_mode", string(cfg.FailMode)).
 		Str("revision", first.rt.Engine.Set().Revision()).Msg("serving")
 
 	errc := make(chan error, 1)
@@ -149,7 +163,7 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 	if serr := <-errc; err == nil && !errors.Is(serr, daemon.ErrServerClosed) {
 		err = serr
 	}
-	log.Info().Msg("stopped")
+	slog.Info().Msg("stopped")
 	return err
 }
 
