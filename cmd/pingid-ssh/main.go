@@ -36,7 +36,7 @@ var commands = map[string]command{
 
 	"pam-helper": {"run one login over stdin/stdout (for the PAM shim)", runPamHelper},
 
-	"offline":  {"offline init-key|status|respond|enroll: offline MFA tools", runOffline},
+	"offline":  {"offline init-key|status|respond|enroll|unlock: offline MFA tools", runOffline},
 	"probe":    {"check whether the PingID API is reachable and print the class", runProbe},
 	"simulate": {"run a local PingID API simulator with fault injection", runSimulate},
 }

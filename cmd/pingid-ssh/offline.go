@@ -16,6 +16,7 @@ import (
 const offlineUsage = `usage:
   pingid-ssh offline init-key [--config FILE | --key-file FILE]
   pingid-ssh offline status --user NAME [--json] [--config FILE]
+  pingid-ssh offline unlock --user NAME [--config FILE]
   pingid-ssh offline respond [--suite S] --key HEX --challenge Q [--counter N]
                              [--pin P | --pin-hash HEX] [--session HEX] [--time T]
   pingid-ssh offline enroll --user NAME --id ID --key HEX [--name N] [--suite S]
@@ -23,15 +24,18 @@ const offlineUsage = `usage:
 
 // runOffline dispatches the offline sub-commands: init-key creates the host key, status
 // prints a user's offline state, respond computes an OCRA answer as a device would, and
-// enroll adds a device to a user's file (for demos). Exit codes: 0 success (for status:
-// ready), 1 a refused or failed operation (for status: any other status), 2 usage or input
-// errors.
+// enroll adds a device to a user's file (for demos), and unlock clears a user's failure
+// count and lockout. Exit codes: 0 success (for status: ready), 1 a refused or failed
+// operation (for status: any other status), 2 usage or input errors.
 func runOffline(e *env, args []string) int {
 	if len(args) == 0 {
 		fmt.Fprintln(e.stderr, offlineUsage)
 		return 2
 	}
 	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprintln(e.stdout, offlineUsage)
+		return 0
 	case "init-key":
 		return offlineInitKey(e, args[1:])
 	case "status":
@@ -40,6 +44,8 @@ func runOffline(e *env, args []string) int {
 		return offlineRespond(e, args[1:])
 	case "enroll":
 		return offlineEnroll(e, args[1:])
+	case "unlock":
+		return offlineUnlock(e, args[1:])
 	}
 	fmt.Fprintf(e.stderr, "pingid-ssh offline: unknown sub-command %q\n%s\n", args[0],
 		offlineUsage)
@@ -327,5 +333,55 @@ func offlineEnroll(e *env, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(e.stdout, "%s: %d device(s)\n", *user, len(kept))
+	return 0
+}
+
+// offlineUnlock clears the user's count of wrong offline codes and any lockout, as an
+// administrator does after checking who made the attempts. It leaves the device file alone.
+func offlineUnlock(e *env, args []string) int {
+	fs := newFlagSet(e, "offline unlock")
+	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf to use")
+	user := fs.String("user", "", "local user name")
+	if !parseOnly(e, fs, args) {
+		return 2
+	}
+	if err := config.CheckUserName(*user); err != nil {
+		fmt.Fprintf(e.stderr, "--user: %v\n", err)
+		return 2
+	}
+
+	store, closeLog, ok := openStore(e, *cfgPath)
+	if !ok {
+		return 2
+	}
+	defer closeLog()
+
+	// Read before the reset only to say what was cleared; Reset clears whatever the state
+	// holds by then, attempts counted in between included.
+	failures, err := store.Failures(*user)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+	locked, until, err := store.Locked(*user)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+	if err := store.Reset(*user); err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+
+	switch {
+	case locked:
+		fmt.Fprintf(e.stdout, "%s: cleared %d failed code(s) and the lockout until %s\n",
+			*user, failures, until.UTC().Format(time.RFC3339))
+	case failures > 0:
+		fmt.Fprintf(e.stdout, "%s: cleared %d failed code(s); was not locked out\n", *user,
+			failures)
+	default:
+		fmt.Fprintf(e.stdout, "%s: no failed codes counted, nothing to clear\n", *user)
+	}
 	return 0
 }

@@ -130,6 +130,9 @@ func TestOfflineUsage(t *testing.T) {
 		{"unknown sub-command", []string{"offline", "frob"}},
 		{"status without user", []string{"offline", "status"}},
 		{"status with unsafe user", []string{"offline", "status", "--user", "../root"}},
+		{"unlock without user", []string{"offline", "unlock"}},
+		{"unlock with unsafe user", []string{"offline", "unlock", "--user", "../root"}},
+		{"unlock with an argument", []string{"offline", "unlock", "--user", "alice", "x"}},
 		{"init-key with both sources", []string{"offline", "init-key", "--config", "/x",
 			"--key-file", "/y"}},
 	}
@@ -282,6 +285,96 @@ func TestOfflineEnrollRejects(t *testing.T) {
 			code, _, stderr := runCmd(t, "", insecure, args...)
 			if code != tt.want || stderr == "" {
 				t.Fatalf("exit %d, stderr %q; want %d", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+func TestOfflineUnlock(t *testing.T) {
+	conf, _ := offlineConfig(t)
+	cli := func(t *testing.T, args ...string) (int, string, string) {
+		t.Helper()
+		return runCmd(t, "", insecure, append(args, "--config", conf)...)
+	}
+	if code, _, stderr := cli(t, "offline", "init-key"); code != 0 {
+		t.Fatal(stderr)
+	}
+	secret := strings.Repeat("5a", 32)
+	if code, _, stderr := cli(t, "offline", "enroll", "--user", "alice", "--id", "phone",
+		"--key", secret); code != 0 {
+		t.Fatal(stderr)
+	}
+
+	code, stdout, stderr := cli(t, "offline", "unlock", "--user", "alice")
+	if code != 0 || stdout != "alice: no failed codes counted, nothing to clear\n" {
+		t.Fatalf("unlock with nothing counted: exit %d, stdout %q, stderr %q", code, stdout,
+			stderr)
+	}
+
+	// Lock alice out with wrong codes through the store, as offline logins would.
+	cfg, err := loadConfig(&env{stderr: os.Stderr, getenv: func(string) string { return "1" }},
+		conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := offline.NewStore(cfg, offline.Options{AllowInsecure: os.Geteuid() != 0})
+	devs, _, err := store.Load("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// wrongCode returns a code that differs from the right one in its first digit.
+	wrongCode := func(challenge string) string {
+		_, right, _ := runCmd(t, "", nil, "offline", "respond", "--key", secret,
+			"--challenge", challenge)
+		wrong := []byte(strings.TrimSpace(right))
+		wrong[0] = '0' + (wrong[0]-'0'+1)%10
+		return string(wrong)
+	}
+	for i := range cfg.OfflineMaxAttempts {
+		challenge := fmt.Sprintf("%012d", 100000000000+i)
+		if ok, err := store.CheckAttempt("alice", devs, challenge, wrongCode(challenge)); ok ||
+			err != nil {
+			t.Fatalf("wrong code %d: %v, %v", i, ok, err)
+		}
+	}
+	code, stdout, _ = cli(t, "offline", "status", "--user", "alice")
+	if code != 1 || !strings.HasPrefix(stdout, "alice: locked_out until ") {
+		t.Fatalf("after wrong codes: exit %d, stdout %q", code, stdout)
+	}
+
+	code, stdout, stderr = cli(t, "offline", "unlock", "--user", "alice")
+	want := fmt.Sprintf("alice: cleared %d failed code(s) and the lockout until ",
+		cfg.OfflineMaxAttempts)
+	if code != 0 || !strings.HasPrefix(stdout, want) {
+		t.Fatalf("unlock: exit %d, stdout %q, stderr %q; want prefix %q", code, stdout,
+			stderr, want)
+	}
+	code, stdout, _ = cli(t, "offline", "status", "--user", "alice")
+	if code != 0 || !strings.HasPrefix(stdout, "alice: ready, 1 device(s)") {
+		t.Fatalf("after unlock: exit %d, stdout %q", code, stdout)
+	}
+	if n, err := store.Failures("alice"); n != 0 || err != nil {
+		t.Errorf("failures after unlock = %d, %v", n, err)
+	}
+
+	// A count below the limit is cleared too, and said so.
+	last := "999999999999"
+	if ok, err := store.CheckAttempt("alice", devs, last, wrongCode(last)); ok || err != nil {
+		t.Fatalf("one wrong code: %v, %v", ok, err)
+	}
+	code, stdout, _ = cli(t, "offline", "unlock", "--user", "alice")
+	if code != 0 || stdout != "alice: cleared 1 failed code(s); was not locked out\n" {
+		t.Fatalf("unlock below the limit: exit %d, stdout %q", code, stdout)
+	}
+}
+
+func TestOfflineHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "--help", "help"} {
+		t.Run(arg, func(t *testing.T) {
+			code, stdout, stderr := runCmd(t, "", nil, "offline", arg)
+			if code != 0 || !strings.HasPrefix(stdout, "usage:") || stderr != "" ||
+				!strings.Contains(stdout, "offline unlock --user NAME") {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 			}
 		})
 	}
