@@ -104,6 +104,9 @@ func TestSimulateCommandBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"alice": {"behavior": "sing"}}`), 0o600)
+	noSuite := filepath.Join(dir, "nosuite.json")
+	os.WriteFile(noSuite, []byte(`{"alice": {"behavior": "approve", "devices": [{"id": "d1",
+		"key_hex": "00112233"}]}}`), 0o600)
 	good := filepath.Join(dir, "good.json")
 	os.WriteFile(good, []byte(`{"alice": {"behavior": "approve"}}`), 0o600)
 	cases := []struct {
@@ -113,6 +116,8 @@ func TestSimulateCommandBadInput(t *testing.T) {
 	}{
 		{"no users", nil, "--users is required"},
 		{"bad behavior", []string{"--users", bad}, "sing"},
+		{"device without suite", []string{"--users", noSuite},
+			"alice: device d1: suite is required; use OCRA-1:HOTP-SHA256-6:QN12"},
 		{"cert without key", []string{"--users", good, "--cert", "x.pem"}, "go together"},
 		{"public listen address", []string{"--users", good, "--listen", "0.0.0.0:0"},
 			"loopback"},

@@ -75,7 +75,12 @@ func ParseFault(s string) (Fault, error) {
 			return f, nil
 		}
 	}
-	return "", fmt.Errorf("unknown fault %q", s)
+	names := make([]string, 0, len(Faults)+1)
+	for _, f := range Faults {
+		names = append(names, string(f))
+	}
+	names = append(names, "none")
+	return "", fmt.Errorf("unknown fault %q; valid kinds: %s", s, strings.Join(names, ", "))
 }
 
 // Options configure Start.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +24,21 @@ func TestParseUsers(t *testing.T) {
 		want string // "" for valid
 	}{
 		{"valid", `{"a": {"behavior": "otp:123456", "devices": [{"id": "d1",
-			"key_hex": "00ff"}]}}`, ""},
+			"suite": "OCRA-1:HOTP-SHA256-6:QN12", "key_hex": "00ff"}]}}`, ""},
 		{"unknown behavior", `{"a": {"behavior": "dance"}}`, "dance"},
 		{"bad otp", `{"a": {"behavior": "otp:12"}}`, "otp:12"},
 		{"choose with one device", `{"a": {"behavior": "choose", "devices": [{"id": "d",
-			"key_hex": "00"}]}}`, "two devices"},
+			"suite": "OCRA-1:HOTP-SHA256-6:QN12", "key_hex": "00"}]}}`, "two devices"},
+		{"device without id", `{"a": {"behavior": "approve", "devices": [{"suite":
+			"OCRA-1:HOTP-SHA256-6:QN12", "key_hex": "00"}]}}`, "users: a: device 1 has no id"},
+		{"device without suite", `{"a": {"behavior": "approve", "devices": [{"id": "d",
+			"key_hex": "00"}]}}`,
+			"users: a: device d: suite is required; use OCRA-1:HOTP-SHA256-6:QN12"},
+		{"key missing", `{"a": {"behavior": "approve", "devices": [{"id": "d",
+			"suite": "OCRA-1:HOTP-SHA256-6:QN12"}]}}`, "users: a: device d: key_hex is missing"},
 		{"key not hex", `{"a": {"behavior": "approve", "devices": [{"id": "d",
-			"key_hex": "zz"}]}}`, "key_hex"},
+			"suite": "OCRA-1:HOTP-SHA256-6:QN12", "key_hex": "zz"}]}}`,
+			"users: a: device d: key_hex is not hex"},
 		{"unknown field", `{"a": {"behavior": "approve", "colour": "red"}}`, "colour"},
 		{"not JSON", `alice`, "users"},
 	}
@@ -113,5 +122,53 @@ func TestRequestsMustBeSigned(t *testing.T) {
 func TestStartRefusesPublicAddress(t *testing.T) {
 	if _, err := Start(Options{Listen: "0.0.0.0:0"}); err == nil {
 		t.Fatal("listened on a public address")
+	}
+}
+
+func TestParseFault(t *testing.T) {
+	cases := []struct {
+		name string
+		in   string
+		want Fault
+		err  string
+	}{
+		{"empty clears", "", FaultNone, ""},
+		{"none clears", "none", FaultNone, ""},
+		{"refuse", "refuse", FaultRefuse, ""},
+		{"bad certificate", "badcert", FaultBadCert, ""},
+		{"unknown lists the kinds", "down", "", `unknown fault "down"; valid kinds: refuse, ` +
+			"silent, drip, 5xx, 429, malformed, badsig, unsigned, badcert, none"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseFault(tc.in)
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("ParseFault(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+	// Every listed kind parses.
+	for _, f := range Faults {
+		if got, err := ParseFault(string(f)); err != nil || got != f {
+			t.Errorf("ParseFault(%q) = %q, %v", f, got, err)
+		}
+	}
+}
+
+func TestAdminUnknownFaultListsKinds(t *testing.T) {
+	s := New(map[string]User{"alice": {Behavior: "approve"}}, zerolog.Nop())
+	defer s.Close()
+	rec := httptest.NewRecorder()
+	s.AdminHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost,
+		"/fault?user=alice&kind=down", nil))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(),
+		"valid kinds: refuse, silent, drip, 5xx, 429") {
+		t.Fatalf("status %d, body %q", rec.Code, rec.Body.String())
 	}
 }

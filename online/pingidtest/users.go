@@ -27,13 +27,18 @@ type User struct {
 	Devices  []Device `json:"devices"`
 }
 
-// Device is a device of a User. KeyHex is its offline secret in hex.
+// Device is a device of a User. ID, Suite (an OCRA suite, normally defaultSuite) and
+// KeyHex, its offline secret in hex, are required; Name is what the user is shown.
 type Device struct {
 	ID     string `json:"id"`
 	Name   string `json:"name"`
 	Suite  string `json:"suite"`
 	KeyHex string `json:"key_hex"`
 }
+
+// defaultSuite is the OCRA suite of the offline codes that pingid-ssh shows and checks.
+// The simulator hands a device's suite on as given; pingid-ssh checks it before storing.
+const defaultSuite = "OCRA-1:HOTP-SHA256-6:QN12"
 
 var otpPattern = regexp.MustCompile(`^otp:([0-9A-Za-z]{4,64})$`)
 
@@ -56,7 +61,8 @@ func parseBehavior(s string) (behavior, error) {
 }
 
 // ParseUsers reads a users file: a JSON object from user name to User. Unknown fields,
-// bad behaviors and keys that are not hex are errors naming the user.
+// bad behaviors, devices without an id, suite or key, and keys that are not hex are errors
+// naming the user and the device.
 func ParseUsers(data []byte) (map[string]User, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -105,7 +111,14 @@ func validateUsers(users map[string]User) error {
 			if d.ID == "" {
 				return fmt.Errorf("users: %s: device %d has no id", name, i+1)
 			}
-			if _, err := hex.DecodeString(d.KeyHex); err != nil || d.KeyHex == "" {
+			if d.Suite == "" {
+				return fmt.Errorf("users: %s: device %s: suite is required; use %s", name,
+					d.ID, defaultSuite)
+			}
+			if d.KeyHex == "" {
+				return fmt.Errorf("users: %s: device %s: key_hex is missing", name, d.ID)
+			}
+			if _, err := hex.DecodeString(d.KeyHex); err != nil {
 				return fmt.Errorf("users: %s: device %s: key_hex is not hex", name, d.ID)
 			}
 		}
