@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -16,9 +17,34 @@ import (
 )
 
 // refusedBuiltin reports the built-ins a policy may not call: anything that reaches the
-// network or describes the host. A decision must depend on its input and nothing else.
+// network, describes the host, or answers differently each time it is called. A decision
+// must depend on its input and nothing else; input.time is the clock of a login.
 func refusedBuiltin(name string) bool {
-	return name == "http.send" || strings.HasPrefix(name, "net.") || name == "opa.runtime"
+	switch name {
+	case "http.send", "opa.runtime", "time.now_ns", "rand.intn", "uuid.rfc4122":
+		return true
+	}
+	return strings.HasPrefix(name, "net.")
+}
+
+// explainRefused adds to "undefined function" errors why the function is missing, when it
+// is one of the refused built-ins rather than a typo.
+func explainRefused(errs ast.Errors) ast.Errors {
+	for _, e := range errs {
+		name, ok := strings.CutPrefix(e.Message, "undefined function ")
+		if ok && refusedBuiltin(name) {
+			e.Message += " (refused in pingid-ssh policies: a decision may depend only on " +
+				"its input; see policy/capabilities.json)"
+		}
+	}
+	return errs
+}
+
+// Capabilities returns OPA's capabilities less the refused built-ins, as JSON for
+// "opa check --capabilities" and "opa test --capabilities", so that the opa CLI refuses
+// what the engine refuses.
+func Capabilities() ([]byte, error) {
+	return json.MarshalIndent(capabilities(), "", "  ")
 }
 
 // capabilities are OPA's built-ins less the refused ones.
@@ -47,6 +73,7 @@ type Set struct {
 	query    rego.PreparedEvalQuery
 	revision string
 	files    []string
+	literals []string // strings in the overrides, for Sweep
 }
 
 // Revision identifies the sources the set was compiled from.
@@ -77,7 +104,7 @@ func compile(ctx context.Context, base Source, overrides []Source) (*Set, error)
 
 	compiler := newCompiler()
 	if compiler.Compile(mods); compiler.Failed() {
-		return nil, compiler.Errors
+		return nil, explainRefused(compiler.Errors)
 	}
 	query, err := rego.New(
 		rego.Query(policy.Query),
@@ -93,7 +120,8 @@ func compile(ctx context.Context, base Source, overrides []Source) (*Set, error)
 	for i, s := range srcs {
 		names[i] = s.Name
 	}
-	return &Set{query: query, revision: revision(srcs), files: names}, nil
+	return &Set{query: query, revision: revision(srcs), files: names,
+		literals: literals(mods, base.Name)}, nil
 }
 
 // TestResult is the outcome of one Rego test (or one case of a parameterised test).
@@ -120,6 +148,9 @@ func RunTests(ctx context.Context, srcs []Source, timeout time.Duration) ([]Test
 		SetTimeout(timeout).
 		RaiseBuiltinErrors(true).
 		RunTests(ctx, nil)
+	if errs, ok := err.(ast.Errors); ok {
+		return nil, explainRefused(errs)
+	}
 	if err != nil {
 		return nil, err
 	}

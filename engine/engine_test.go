@@ -359,3 +359,68 @@ func TestReadDir(t *testing.T) {
 		t.Fatalf("insecure file: err = %v", err)
 	}
 }
+
+func TestRefusedBuiltinsAreExplained(t *testing.T) {
+	for _, call := range []string{`net.cidr_contains("10.0.0.0/8", input.request.rhost)`,
+		`time.now_ns() > 0`, `rand.intn("x", 10) == 1`, `uuid.rfc4122("x") != ""`} {
+		text := "package pingid.overrides\n\ndeny contains \"x\" if {\n\t" + call + "\n}\n"
+		_, err := Compile(context.Background(), []Source{{"/p/a.rego", text}})
+		if err == nil || !strings.Contains(err.Error(), "/p/a.rego:4") ||
+			!strings.Contains(err.Error(), "may depend only on its input") {
+			t.Errorf("%s: err = %v", call, err)
+		}
+	}
+}
+
+// The capabilities file shipped for the opa CLI must refuse exactly what the engine does.
+func TestShippedCapabilitiesMatchTheEngine(t *testing.T) {
+	want, err := Capabilities()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("../policy/capabilities.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+		t.Fatal("policy/capabilities.json is stale: run pingid-ssh policy capabilities " +
+			"> policy/capabilities.json")
+	}
+}
+
+func TestSweep(t *testing.T) {
+	ov := func(body string) Source {
+		return Source{Name: "/p/o.rego", Text: "package pingid.overrides\n\n" + body + "\n"}
+	}
+	tests := []struct {
+		name     string
+		override Source
+		problem  string
+		warning  string
+	}{
+		{"clean", ov(`deny contains "no ops" if "ops" in input.user.groups`), "", ""},
+		{"clash on a group only the override names", ov(`action := "offline" if "ops" in input.user.groups
+
+action := "bypass" if "ops" in input.user.groups`), "eval_error", ""},
+		{"clash on an address", ov(`action := "offline" if input.request.rhost == "198.51.100.9"
+
+action := "deny" if startswith(input.request.rhost, "198.51.100.")`), "eval_error", ""},
+		{"invalid action", ov(`action := "maybe"`), "is not one of", ""},
+		{"deny of numbers", ov(`deny contains 5 if true`), "deny must be a set of strings", ""},
+		{"bypass with the service up", ov(`action := "bypass" if input.user.name == "ops"`), "",
+			"bypass while the PingID service is up"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rep := Sweep(context.Background(), mustCompile(t, tc.override))
+			check := func(what string, got []string, want string) {
+				joined := strings.Join(got, "\n")
+				if want == "" && len(got) > 0 || want != "" && !strings.Contains(joined, want) {
+					t.Errorf("%s: got %q, want %q", what, joined, want)
+				}
+			}
+			check("problems", rep.Problems, tc.problem)
+			check("warnings", rep.Warnings, tc.warning)
+		})
+	}
+}

@@ -33,6 +33,10 @@ func runDecide(e *env, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *inputPath != "" && *user != "" {
+		fmt.Fprintln(e.stderr, "pingid-ssh decide: --input and --user exclude each other")
+		return 2
+	}
 	if (*inputPath == "") == (*user == "") || fs.NArg() > 0 {
 		fmt.Fprintln(e.stderr, "usage: pingid-ssh decide --input FILE | --user NAME "+
 			"[--rhost IP] [--service S] [--json]")
@@ -49,6 +53,10 @@ func runDecide(e *env, args []string) int {
 		return 2
 	}
 	if *policyDir != "" {
+		if err := mustBeDir(*policyDir); err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return 2
+		}
 		cfg.PolicyDir = *policyDir
 	}
 	eng := engine.New(nil, 0)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/pingid-ssh/pingid-ssh/config"
@@ -17,10 +18,31 @@ func runPolicy(e *env, args []string) int {
 			return runPolicyTest(e, args[1:])
 		case "check":
 			return runPolicyCheck(e, args[1:])
+		case "capabilities":
+			return runPolicyCapabilities(e, args[1:])
 		}
 	}
-	fmt.Fprintln(e.stderr, "usage: pingid-ssh policy test [DIR...] | policy check [--config FILE]")
+	fmt.Fprintln(e.stderr, "usage:\n"+
+		"  pingid-ssh policy test [-v] [--config FILE] [DIR...]\n"+
+		"  pingid-ssh policy check [--config FILE] [--policy-dir DIR]\n"+
+		"  pingid-ssh policy capabilities   (for opa check/test --capabilities)")
 	return 2
+}
+
+// runPolicyCapabilities prints the OPA capabilities the engine compiles with: OPA's own
+// less the refused built-ins. policy/capabilities.json is this output.
+func runPolicyCapabilities(e *env, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintln(e.stderr, "usage: pingid-ssh policy capabilities")
+		return 2
+	}
+	data, err := engine.Capabilities()
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return 1
+	}
+	fmt.Fprintf(e.stdout, "%s\n", data)
+	return 0
 }
 
 // runPolicyTest runs the Rego tests of the given directories (default: policy_dir)
@@ -45,6 +67,10 @@ func runPolicyTest(e *env, args []string) int {
 
 	var srcs []engine.Source
 	for _, dir := range dirs {
+		if err := mustBeDir(dir); err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return 2
+		}
 		s, err := engine.ReadDir(dir, config.LoadOptions{Development: true})
 		if err != nil {
 			fmt.Fprintln(e.stderr, err)
@@ -101,6 +127,10 @@ func runPolicyCheck(e *env, args []string) int {
 		return 2
 	}
 	if *policyDir != "" {
+		if err := mustBeDir(*policyDir); err != nil {
+			fmt.Fprintln(e.stderr, err)
+			return 2
+		}
 		cfg.PolicyDir = *policyDir
 	}
 
@@ -110,14 +140,30 @@ func runPolicyCheck(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, err)
 		return 1
 	}
-	problems := engine.Sweep(ctx, engine.New(set, 0))
-	for _, p := range problems {
-		fmt.Fprintln(e.stderr, p)
+	rep := engine.Sweep(ctx, engine.New(set, 0))
+	for _, w := range rep.Warnings {
+		fmt.Fprintln(e.stderr, "warning:", w)
 	}
-	if len(problems) > 0 {
+	for _, p := range rep.Problems {
+		fmt.Fprintln(e.stderr, "error:", p)
+	}
+	if len(rep.Problems) > 0 {
 		return 1
 	}
 	fmt.Fprintf(e.stdout, "policy ok: revision %s, %d file(s)\n", set.Revision(),
 		len(set.Files()))
 	return 0
+}
+
+// mustBeDir refuses a directory named on the command line that is not there: a typo must
+// not read as "no overrides, all is well".
+func mustBeDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", dir)
+	}
+	return nil
 }
