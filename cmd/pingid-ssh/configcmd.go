@@ -19,6 +19,11 @@ func runConfig(e *env, args []string) int {
 	if err := fs.Parse(args[1:]); err != nil {
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "pingid-ssh config check: unexpected argument %q\n"+
+			"usage: pingid-ssh config check [--config FILE]\n", fs.Arg(0))
+		return 2
+	}
 
 	opts := loadOptions(e)
 	cfg, diags, err := config.Load(*path, opts)
