@@ -61,6 +61,7 @@ install: build
 		$(DESTDIR)/etc/systemd/system/pingid-ssh.service
 	install -d -m 0755 $(DESTDIR)/etc/pingid/policy.d
 	install -d -m 0700 $(DESTDIR)/var/lib/pingid
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/pingid-ssh/README.md
 
 clean:
 	rm -rf bin pam/pam_pingid.so
