@@ -105,3 +105,19 @@ func TestEmptyDeviceListRemovesTheOfflineFile(t *testing.T) {
 		t.Fatalf("device file is %s after its devices were revoked", st)
 	}
 }
+
+// One device the offline check cannot use does not cost the user the others.
+func TestUnusableDeviceIsLeftOut(t *testing.T) {
+	f := newFixture(t, config.PassiveOffline)
+	if tr := f.drive(t, start("gina"), noAnswer(t)); tr.status != StatusSuccess {
+		t.Fatalf("status %s", tr.status)
+	}
+	rep := f.rt.Store.Status("gina")
+	if rep.Status != offline.StatusReady || rep.Devices != 1 {
+		t.Fatalf("device file: %+v, want ready with the one usable device", rep)
+	}
+	if !strings.Contains(f.logs.String(), "offline device left out") ||
+		strings.Contains(f.logs.String(), deviceKeyHex) {
+		t.Fatal("the left-out device is not logged, or its key is")
+	}
+}

@@ -24,7 +24,7 @@ func (s *login) online(ctx context.Context) Status {
 	switch {
 	case ctx.Err() != nil:
 		// The deadline passed or the client hung up: whatever failed, it is over.
-		s.fail("online", err)
+		s.fail("online", context.Cause(ctx))
 		return StatusDeny
 	case errors.Is(err, online.ErrNotRegistered):
 		return s.notRegistered(ctx)
@@ -84,16 +84,24 @@ func (s *login) notRegistered(ctx context.Context) Status {
 	return StatusDeny
 }
 
-// keepDevices stores the device list of a successful online login for offline use; an
-// explicitly empty list removes the file, so a revoked device stops working offline. A
-// failure to store it is logged; the login itself has succeeded.
+// keepDevices stores the device list of a successful online login for offline use. A
+// device the offline check cannot use is left out (and logged by ID) rather than costing
+// the user the others; a list with nothing usable, or an explicitly empty one, removes the
+// file, so a revoked device stops working offline. A failure to store is logged; the
+// login itself has succeeded.
 func (s *login) keepDevices(res *online.Result) {
 	if !res.DevicesListed {
 		return
 	}
-	devs := make([]offline.Device, len(res.Devices))
-	for i, d := range res.Devices {
-		devs[i] = offline.Device{ID: d.ID, Name: d.Name, Suite: d.Suite, Key: d.Key}
+	devs := make([]offline.Device, 0, len(res.Devices))
+	for _, d := range res.Devices {
+		dev := offline.Device{ID: d.ID, Name: d.Name, Suite: d.Suite, Key: d.Key}
+		if err := offline.CheckDevice(dev); err != nil {
+			s.rt.Log.Warn().Str("user", s.req.User).Err(err).
+				Msg("offline device left out: it cannot be checked offline")
+			continue
+		}
+		devs = append(devs, dev)
 	}
 	if err := s.rt.Store.Save(s.req.User, devs); err != nil {
 		s.rt.Log.Error().Str("user", s.req.User).Err(err).Msg("store offline devices")

@@ -31,6 +31,8 @@ func simUsers() map[string]pingidtest.User {
 		"carol": {Behavior: "otp:424242", Devices: dev},
 		"dave":  {Behavior: "timeout", Devices: dev},
 		"frank": {Behavior: "approve"}, // every device revoked
+		"gina": {Behavior: "approve", Devices: append(dev, pingidtest.Device{ID: "d2",
+			Name: "old token", Suite: "OCRA-1:HOTP-SHA1-4:QN08", KeyHex: deviceKeyHex})},
 	}
 }
 
