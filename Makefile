@@ -22,8 +22,9 @@ build: bin/pingid-ssh pam/pam_pingid.so
 deps:
 	@./scripts/deps.sh
 
+# cgo on: user and group lookups must go through NSS (LDAP, sssd), not /etc/passwd alone.
 bin/pingid-ssh: FORCE
-	$(GO) build -o $@ ./cmd/pingid-ssh
+	CGO_ENABLED=1 $(GO) build -o $@ ./cmd/pingid-ssh
 
 pam/pam_pingid.so: pam/pam_pingid.c | deps
 	$(CC) $(CFLAGS) -shared -o $@ $< -lpam
