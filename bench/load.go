@@ -45,8 +45,8 @@ func RunLoad(ctx context.Context, e *Env, conc int, d time.Duration) (LoadResult
 		return res, err
 	}
 	res.FDsBefore = e.FDs()
-	// The daemon's own reload line (the watcher logs one as well).
-	const reloaded = `"fail_mode": && "message":"reloaded"`
+	// The daemon logs this event once for each configuration it swaps in.
+	const reloaded = `"event":"configuration_active"`
 	reloadsBefore := e.logs.Count(reloaded)
 
 	ctx, cancel := context.WithTimeout(ctx, d)

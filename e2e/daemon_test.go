@@ -64,7 +64,7 @@ func TestDaemonReload(t *testing.T) {
 
 	// Each step changes files and waits for the daemon's outcome: a reload that failed
 	// (the watcher logs each distinct failure once) or a swap to a new generation.
-	swaps := func() int { return d.Count(`"message":"reloaded"`, `"revision"`) }
+	swaps := func() int { return d.Count(`"event":"configuration_active"`, `"revision"`) }
 	failures := func() int { return d.Count("reload failed; keeping the last good set") }
 	steps := []struct {
 		name   string
@@ -107,7 +107,7 @@ func TestDaemonReload(t *testing.T) {
 			if st.fails {
 				d.WaitCount(t, failed+1, "reload failed; keeping the last good set")
 			} else {
-				d.WaitCount(t, swapped+1, `"message":"reloaded"`, `"revision"`)
+				d.WaitCount(t, swapped+1, `"event":"configuration_active"`, `"revision"`)
 			}
 			if got := loginStatus(t, p); got != st.want {
 				t.Errorf("login: %s, want %s", got, st.want)
@@ -170,7 +170,7 @@ func TestDaemonReloadUnderLoad(t *testing.T) {
 		renamerDone <- n
 	}()
 
-	reloadsBefore := d.Count(`"message":"reloaded"`, `"revision"`)
+	reloadsBefore := d.Count(`"event":"configuration_active"`, `"revision"`)
 	start := time.Now()
 	jobs := make(chan int)
 	var mu sync.Mutex
@@ -201,7 +201,7 @@ func TestDaemonReloadUnderLoad(t *testing.T) {
 	elapsed := time.Since(start)
 	close(stop)
 	renames := <-renamerDone
-	reloads := d.Count(`"message":"reloaded"`, `"revision"`) - reloadsBefore
+	reloads := d.Count(`"event":"configuration_active"`, `"revision"`) - reloadsBefore
 
 	t.Logf("%d logins in %v: %v; %d renames, %d reloads", logins, elapsed, results, renames,
 		reloads)

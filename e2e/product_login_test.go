@@ -66,9 +66,9 @@ func responder(p *Product, a answer, keyShown *bool) Responder {
 func switchMode(t *testing.T, p *Product, d *Daemon, over map[string]string) {
 	t.Helper()
 	want := `"fail_mode":"` + over["fail_mode"] + `"`
-	n := d.Count(`"message":"reloaded"`, want)
+	n := d.Count(`"event":"configuration_active"`, want)
 	p.WriteConfig(t, over)
-	d.WaitCount(t, n+1, `"message":"reloaded"`, want)
+	d.WaitCount(t, n+1, `"event":"configuration_active"`, want)
 }
 
 // setService switches the simulator up or down (connections refused).

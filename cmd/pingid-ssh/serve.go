@@ -107,7 +107,8 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		old := current.Swap(next)
 		old.stop()
 		slog.Info().Str("revision", next.rt.Engine.Set().Revision()).
-			Str("fail_mode", string(next.rt.Config.FailMode)).Msg("new configuration active")
+			Str("fail_mode", string(next.rt.Config.FailMode)).Str("event", "configuration_active").
+			Msg("new configuration active")
 		return nil
 	}
 	w, err := watcher.New(watcher.Options{
