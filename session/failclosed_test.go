@@ -12,6 +12,7 @@ import (
 	"github.com/pingid-ssh/pingid-ssh/config"
 	"github.com/pingid-ssh/pingid-ssh/offline"
 	"github.com/pingid-ssh/pingid-ssh/online"
+	"github.com/pingid-ssh/pingid-ssh/online/pingidtest"
 )
 
 // A push left to the login's deadline ends calls in flight; that must not mark the
@@ -119,5 +120,43 @@ func TestUnusableDeviceIsLeftOut(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "offline device left out") ||
 		strings.Contains(f.logs.String(), deviceKeyHex) {
 		t.Fatal("the left-out device is not logged, or its key is")
+	}
+}
+
+// One user's failed call must not switch MFA off for the next: before a bypass, a login
+// probes the service itself.
+func TestAnotherUsersFailureIsNoBypass(t *testing.T) {
+	f := newFixture(t, config.Permissive)
+	f.rt.Prober = online.NewProber(f.rt.Client, time.Hour, zerolog.Nop(), nil)
+	f.rt.Client.Probe(context.Background()) // the prober now knows the service is up
+
+	if err := f.sim.SetFault("carol", pingidtest.Fault5xx); err != nil {
+		t.Fatal(err)
+	}
+	// carol's own call fails with a 5xx: her own evidence, so permissive bypasses her.
+	if tr := f.drive(t, start("carol"), noAnswer(t)); tr.status != StatusBypass {
+		t.Fatalf("carol: %s", tr.status)
+	}
+	if c := f.rt.Prober.State().Class; c != online.ClassHTTP5xx {
+		t.Fatalf("the prober says %s after carol's failure", c)
+	}
+	before := f.sim.Calls("startauthentication")
+	tr := f.drive(t, start("alice"), noAnswer(t))
+	if tr.status != StatusSuccess || f.sim.Calls("startauthentication") != before+1 {
+		t.Fatalf("alice: %s after %d calls; want her own approved push",
+			tr.status, f.sim.Calls("startauthentication")-before)
+	}
+}
+
+// A real outage still bypasses in permissive mode, with the login's own probe as proof.
+func TestOutageSeenByTheProberStillBypasses(t *testing.T) {
+	f := newFixture(t, config.Permissive)
+	f.rt.Prober = online.NewProber(f.rt.Client, time.Hour, zerolog.Nop(), nil)
+	if err := f.sim.SetFault("", pingidtest.FaultRefuse); err != nil {
+		t.Fatal(err)
+	}
+	f.rt.Client.Probe(context.Background())
+	if tr := f.drive(t, start("alice"), noAnswer(t)); tr.status != StatusBypass {
+		t.Fatalf("status %s, want bypass", tr.status)
 	}
 }

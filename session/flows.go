@@ -45,6 +45,7 @@ func (s *login) retry(ctx context.Context, oerr *online.Error) Status {
 	if s.rt.Prober != nil {
 		s.rt.Prober.Observe(oerr.Class, 0)
 	}
+	s.ownEvidence = true
 	s.input.Online.Class = string(oerr.Class)
 	s.input.Online.CheckedMSAgo = 0
 	if oerr.Started {

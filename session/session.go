@@ -83,6 +83,11 @@ type login struct {
 	input     *engine.Input
 	decisions []engine.Decision
 	problem   string // why the login failed, for the log
+
+	// ownEvidence says the service's health in input was seen by this login (a probe or
+	// its own failed call), not only reported by the background prober. A bypass needs it:
+	// another user's failed call must not switch MFA off for this one.
+	ownEvidence bool
 }
 
 func (s *login) run(ctx context.Context) Status {
@@ -118,6 +123,9 @@ func (s *login) decide(ctx context.Context) engine.Decision {
 func (s *login) carryOut(ctx context.Context, d engine.Decision) Status {
 	switch d.Action {
 	case engine.Bypass:
+		if !s.ownEvidence {
+			return s.confirmOutage(ctx)
+		}
 		return StatusBypass
 	case engine.Online:
 		return s.online(ctx)
@@ -127,6 +135,23 @@ func (s *login) carryOut(ctx context.Context, d engine.Decision) Status {
 		s.tell(ctx, TypeError, "Multi-factor authentication refused access.")
 		return StatusDeny
 	}
+}
+
+// confirmOutage probes the service for this login before a bypass and asks the policy
+// again with what it saw. The background view may come from someone else's failed call
+// (a 5xx that one user's name provokes, say); only this login's own evidence may switch
+// MFA off for it.
+func (s *login) confirmOutage(ctx context.Context) Status {
+	res := s.rt.Client.Probe(ctx)
+	if ctx.Err() != nil {
+		s.fail("confirm outage", context.Cause(ctx))
+		return StatusDeny
+	}
+	s.ownEvidence = true
+	s.input.Online.Class = string(res.Class)
+	s.input.Online.LatencyMS = res.Latency.Milliseconds()
+	s.input.Online.CheckedMSAgo = 0
+	return s.carryOut(ctx, s.decide(ctx))
 }
 
 // checkStart validates the start message: a safe user name and bounded fields.
@@ -151,7 +176,9 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 // gather builds the policy input for the login's start message.
 func (s *login) gather(ctx context.Context) (*engine.Input, error) {
-	return s.rt.Input(ctx, s.req.User, s.req.RHost, s.req.Service, s.req.TTY)
+	in, probed, err := s.rt.input(ctx, s.req.User, s.req.RHost, s.req.Service, s.req.TTY)
+	s.ownEvidence = probed
+	return in, err
 }
 
 // Input builds the policy input for a login: the account from NSS, the service's health,
@@ -159,8 +186,16 @@ func (s *login) gather(ctx context.Context) (*engine.Input, error) {
 // "decide --user" prints a decision for.
 func (rt *Runtime) Input(ctx context.Context, user, rhost, service, tty string,
 ) (*engine.Input, error) {
+	in, _, err := rt.input(ctx, user, rhost, service, tty)
+	return in, err
+}
+
+// input is Input, and also says whether the service's health was probed for this login
+// rather than read from the background prober.
+func (rt *Runtime) input(ctx context.Context, user, rhost, service, tty string,
+) (*engine.Input, bool, error) {
 	if err := config.CheckUserName(user); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	lookup := rt.LookupUser
 	if lookup == nil {
@@ -168,20 +203,21 @@ func (rt *Runtime) Input(ctx context.Context, user, rhost, service, tty string,
 	}
 	u, err := lookupWithin(ctx, lookup, user)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 
 	now := rt.now()
 	rep := rt.Store.Status(user)
+	svc, probed := rt.service(ctx, now)
 	return &engine.Input{
 		FailMode: string(rt.Config.FailMode),
 		Phase:    engine.PhaseProbe,
 		User:     u,
 		Request:  engine.Request{Service: service, RHost: normalizeHost(rhost), TTY: tty},
-		Online:   rt.service(ctx, now),
+		Online:   svc,
 		Offline:  engine.DeviceFile{Status: string(rep.Status), Devices: rep.Devices},
 		Time:     now,
-	}, nil
+	}, probed, nil
 }
 
 // lookupWithin bounds an NSS lookup by ctx: a hung directory server must not hold a login
@@ -207,12 +243,13 @@ func lookupWithin(ctx context.Context, lookup func(string) (engine.User, error),
 
 // service reports the PingID API's health: the prober's view when it has one, otherwise
 // one probe now, bounded by connect_timeout.
-func (rt *Runtime) service(ctx context.Context, now time.Time) engine.Service {
+func (rt *Runtime) service(ctx context.Context, now time.Time) (engine.Service, bool) {
 	var st online.ProbeState
 	if rt.Prober != nil {
 		st = rt.Prober.State()
 	}
-	if !st.Known {
+	probed := !st.Known
+	if probed {
 		res := rt.Client.Probe(ctx)
 		st = online.ProbeState{Class: res.Class, Latency: res.Latency, Checked: rt.now(),
 			Known: true}
@@ -229,7 +266,7 @@ func (rt *Runtime) service(ctx context.Context, now time.Time) engine.Service {
 		ago := max(now.Sub(st.LastSuccess).Milliseconds(), 0)
 		svc.LastSuccessMSAgo = &ago
 	}
-	return svc
+	return svc, probed
 }
 
 // normalizeHost writes an IP address in its canonical form (so overrides compare one
