@@ -326,3 +326,23 @@ func TestPropertiesDiagnosticsNeverEchoASecret(t *testing.T) {
 		t.Fatalf("no warning for the stray line: %v", diags)
 	}
 }
+
+func TestPropertiesMustNotBeReadableByOthers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pingid.properties")
+	text := "use_base64_key=MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=\ntoken=t\n" +
+		"idp_url=https://idp.example.com\norg_alias=o\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := LoadOptions{AllowInsecure: true}
+	if _, _, err := LoadProperties(path, opts); err != nil {
+		t.Fatalf("mode 0600: %v", err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := LoadProperties(path, opts)
+	if !errors.Is(err, ErrInsecureFile) || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("mode 0644: err = %v", err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -30,11 +31,19 @@ func (p *Properties) String() string {
 	return fmt.Sprintf("Properties{org_alias=%s idp_url=%s}", p.OrgAlias, p.IDPURL)
 }
 
-// LoadProperties reads, checks and validates a pingid.properties file.
+// LoadProperties reads, checks and validates a pingid.properties file. Besides the checks
+// of ReadTrusted, the file must not be readable by group or others: it holds the
+// organisation's signing key.
 func LoadProperties(path string, opts LoadOptions) (*Properties, []Diagnostic, error) {
 	data, err := ReadTrusted(path, opts)
 	if err != nil {
 		return nil, nil, err
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return nil, nil, err
+	} else if perm := fi.Mode().Perm(); perm&0o077 != 0 && !opts.Development {
+		return nil, nil, fmt.Errorf("%s: %w: mode %04o lets others read the signing key; "+
+			"chmod 600", path, ErrInsecureFile, perm)
 	}
 	return ParseProperties(path, strings.NewReader(string(data)))
 }
