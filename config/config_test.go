@@ -131,6 +131,8 @@ func TestCheckUserName(t *testing.T) {
 		{"embedded dotdot", "a..b", false},
 		{"newline", "a\nb", false},
 		{"nul", "a\x00b", false},
+		{"c1 control", "a\u009bb", false},
+		{"bidi override", "a\u202eb", false},
 		{"dash first", "-oProxyCommand", false},
 		{"invalid utf8", "a\xffb", false},
 		{"too long", strings.Repeat("a", MaxUserNameLen+1), false},

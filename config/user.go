@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -14,7 +15,8 @@ const MaxUserNameLen = 256
 var ErrUnsafeUserName = errors.New("unsafe user name")
 
 // CheckUserName accepts a name that is safe to put into a path and a log line: valid UTF-8,
-// 1 to 256 bytes, no '/', no control bytes, not "." or "..", and not starting with '-'.
+// 1 to 256 bytes, no '/', no control or bidirectional formatting characters, no "..", and
+// not starting with '-'.
 func CheckUserName(name string) error {
 	switch {
 	case name == "":
@@ -27,12 +29,20 @@ func CheckUserName(name string) error {
 		return fmt.Errorf("%w: contains '..'", ErrUnsafeUserName)
 	case strings.ContainsRune(name, '/'):
 		return fmt.Errorf("%w: contains '/'", ErrUnsafeUserName)
-	case hasControl(name):
-		return fmt.Errorf("%w: contains control characters", ErrUnsafeUserName)
+	case strings.ContainsFunc(name, unsafeRune):
+		return fmt.Errorf("%w: contains control or bidirectional formatting characters",
+			ErrUnsafeUserName)
 	case strings.HasPrefix(name, "-"):
 		return fmt.Errorf("%w: starts with '-'", ErrUnsafeUserName)
 	}
 	return nil
+}
+
+// unsafeRune reports C0 and C1 controls and the bidirectional formatting characters, which
+// can rewrite how a log line or a terminal shows what follows them.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r == '\u200e' || r == '\u200f' ||
+		r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069'
 }
 
 // DevicesPath expands offline_devices_path for user. It refuses unsafe names, so the

@@ -354,8 +354,9 @@ func TestReadDir(t *testing.T) {
 
 	write("c.rego", "package pingid.overrides\n", 0o666)
 	_, err = ReadDir(dir, config.LoadOptions{})
+	// As root c.rego is the one at fault; as another user the directory itself is.
 	if !errors.Is(err, config.ErrInsecureFile) || !strings.Contains(err.Error(), "c.rego") &&
-		!strings.Contains(err.Error(), "a.rego") {
+		!strings.Contains(err.Error(), "a.rego") && !strings.Contains(err.Error(), dir) {
 		t.Fatalf("insecure file: err = %v", err)
 	}
 }

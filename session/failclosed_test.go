@@ -160,3 +160,17 @@ func TestOutageSeenByTheProberStillBypasses(t *testing.T) {
 		t.Fatalf("status %s, want bypass", tr.status)
 	}
 }
+
+// The account's own spelling is what PingID, the device file and the lockout see.
+func TestAccountNameFromNSS(t *testing.T) {
+	f := newFixture(t, config.PassiveOffline)
+	if tr := f.drive(t, start("ALICE"), noAnswer(t)); tr.status != StatusSuccess {
+		t.Fatalf("ALICE: %s", tr.status)
+	}
+	if st := f.rt.Store.Status("alice").Status; st != offline.StatusReady {
+		t.Fatalf("alice's device file is %s", st)
+	}
+	if tr := f.drive(t, start("MALLORY"), noAnswer(t)); tr.status != StatusDeny {
+		t.Fatalf("a name NSS maps to another account: %s", tr.status)
+	}
+}

@@ -146,6 +146,10 @@ func (s *login) offline(ctx context.Context) Status {
 
 	ok, err := s.rt.Store.CheckAttempt(s.req.User, devs, challenge, code)
 	switch {
+	case ctx.Err() != nil:
+		// The check may have waited on another login's lock past the deadline.
+		s.fail("offline", context.Cause(ctx))
+		return StatusDeny
 	case errors.Is(err, offline.ErrLockedOut):
 		s.fail("offline", err)
 		s.tell(ctx, TypeError, "Too many wrong codes; offline authentication is locked.")

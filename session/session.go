@@ -177,8 +177,21 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 // gather builds the policy input for the login's start message.
 func (s *login) gather(ctx context.Context) (*engine.Input, error) {
 	in, probed, err := s.rt.input(ctx, s.req.User, s.req.RHost, s.req.Service, s.req.TTY)
+	if err != nil {
+		return nil, err
+	}
 	s.ownEvidence = probed
-	return in, err
+	if in.User.Name != s.req.User {
+		// A case-insensitive directory answered for "ALICE" with alice: PingID, the device
+		// file and the lockout must all see the account's own name. Any other difference
+		// is a directory we cannot trust to mean the same account.
+		if !strings.EqualFold(in.User.Name, s.req.User) {
+			return nil, fmt.Errorf("look up user: NSS answered %q for %q", in.User.Name,
+				s.req.User)
+		}
+		s.req.User = in.User.Name
+	}
+	return in, nil
 }
 
 // Input builds the policy input for a login: the account from NSS, the service's health,

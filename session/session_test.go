@@ -88,7 +88,10 @@ func newFixture(t *testing.T, mode config.FailMode) *fixture {
 			Log:    log,
 			LookupUser: func(name string) (engine.User, error) {
 				uid := int64(1000)
-				return engine.User{Name: name, Exists: true, UID: &uid,
+				if name == "MALLORY" { // a directory that answers with another account
+					name = "alice"
+				}
+				return engine.User{Name: strings.ToLower(name), Exists: true, UID: &uid,
 					Groups: []string{"users"}}, nil
 			},
 		},

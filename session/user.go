@@ -9,8 +9,9 @@ import (
 	"github.com/pingid-ssh/pingid-ssh/engine"
 )
 
-// LookupUser resolves name through NSS. An unknown user is not an error: it comes back
-// with Exists false and no groups. Any other failure (NSS or a directory down) is an error,
+// LookupUser resolves name through NSS. The name that comes back is the account's own
+// spelling, which may differ from the one typed (case-insensitive directories). An unknown
+// user is not an error: it comes back with Exists false and no groups. Any other failure (NSS or a directory down) is an error,
 // so that a session denies rather than deciding with missing groups. A group id with no
 // name is listed as its number.
 //
@@ -49,5 +50,5 @@ func LookupUser(name string) (engine.User, error) {
 			groups = append(groups, g.Name)
 		}
 	}
-	return engine.User{Name: name, Exists: true, UID: &uid, Groups: groups}, nil
+	return engine.User{Name: u.Username, Exists: true, UID: &uid, Groups: groups}, nil
 }

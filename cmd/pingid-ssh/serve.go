@@ -168,15 +168,21 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 	return err
 }
 
-// relevant tells the watcher which changed paths may change what is loaded: the config
-// and properties files, .rego files in policy_dir, policy_dir itself, and the ".."-names
-// of an atomic symlink swap. Anything else sharing those directories (a log file, say)
+// relevant tells the watcher which changed paths may change what is loaded: the config,
+// properties and CA files, .rego files in policy_dir, policy_dir itself, and the
+// ".."-names of an atomic symlink swap. A CA file is seen when it shares a watched
+// directory; elsewhere, SIGHUP reloads it. Anything else sharing those directories (a log file, say)
 // is ignored.
 func relevant(path string, cfg *config.Config) func(string) bool {
 	names := map[string]bool{
 		filepath.Clean(path):               true,
 		filepath.Clean(cfg.PropertiesFile): true,
 		filepath.Clean(cfg.PolicyDir):      true,
+	}
+	for _, f := range []string{cfg.CAFile, cfg.ProxyCAFile} {
+		if f != "" {
+			names[filepath.Clean(f)] = true
+		}
 	}
 	policyDir := filepath.Clean(cfg.PolicyDir)
 	return func(p string) bool {

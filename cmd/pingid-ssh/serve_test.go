@@ -10,12 +10,14 @@ func TestReloadRelevance(t *testing.T) {
 	cfg := config.Default()
 	cfg.PropertiesFile = "/etc/pingid/pingid.properties"
 	cfg.PolicyDir = "/etc/pingid/policy.d"
+	cfg.CAFile = "/etc/pingid/api-ca.pem"
 	rel := relevant("/etc/pingid/pingid.conf", &cfg)
 	tests := []struct {
 		name, path string
 		want       bool
 	}{
 		{"config", "/etc/pingid/pingid.conf", true},
+		{"api CA", "/etc/pingid/api-ca.pem", true},
 		{"properties", "/etc/pingid/pingid.properties", true},
 		{"override", "/etc/pingid/policy.d/wheel.rego", true},
 		{"override test", "/etc/pingid/policy.d/wheel_test.rego", true},

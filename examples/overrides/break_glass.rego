@@ -7,6 +7,7 @@ package pingid.overrides
 break_glass_accounts := {"breakglass"}
 
 at_the_console if {
+	input.request.service == "login"
 	input.request.rhost == ""
 	regex.match(`^(/dev/)?tty[0-9]+$`, input.request.tty)
 }

@@ -2,11 +2,13 @@ package pingid.overrides.break_glass_test
 
 import data.pingid.failmode
 
-login(user, rhost, tty) := {
+login(user, rhost, tty) := login_via("login", user, rhost, tty)
+
+login_via(service, user, rhost, tty) := {
 	"fail_mode": "restrictive",
 	"phase": "probe",
 	"user": {"name": user, "exists": true, "groups": []},
-	"request": {"service": "login", "rhost": rhost, "tty": tty},
+	"request": {"service": service, "rhost": rhost, "tty": tty},
 	"online": {"class": "ok"},
 	"offline": {"status": "missing"},
 }
@@ -17,6 +19,7 @@ cases := {
 	"over ssh is denied": {"in": login("breakglass", "198.51.100.4", "ssh"), "want": "deny"},
 	"local pty is denied": {"in": login("breakglass", "", "/dev/pts/0"), "want": "deny"},
 	"others keep their fail mode": {"in": login("alice", "", "tty1"), "want": "online"},
+	"su at the console is denied": {"in": login_via("su", "breakglass", "", "tty1"), "want": "deny"},
 }
 
 test_break_glass[note] if {
