@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/pingid-ssh/pingid-ssh/config"
 )
@@ -259,11 +260,7 @@ func (s *Store) Save(user string, devs []Device) error {
 		return fmt.Errorf("save devices: %w", err)
 	}
 	if len(devs) == 0 {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("save devices: remove %s: %w", path, err)
-		}
-		s.log.Info().Str("user", user).Msg("no offline devices; device file removed")
-		return nil
+		return s.remove(user, path)
 	}
 	if err := checkDevices(devs); err != nil {
 		return fmt.Errorf("save devices: %w", err)
@@ -285,5 +282,24 @@ func (s *Store) Save(user string, devs []Device) error {
 		return fmt.Errorf("save devices: %w", err)
 	}
 	s.log.Info().Str("user", user).Int("devices", len(devs)).Msg("offline device file saved")
+	return nil
+}
+
+// remove deletes the user's device file, relative to its checked directory, so that a
+// directory swapped for a link cannot point the removal at another file.
+func (s *Store) remove(user, path string) error {
+	dirfd, err := s.own.openDir(filepath.Dir(path))
+	if errors.Is(err, errMissing) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove devices: %w", err)
+	}
+	defer unix.Close(dirfd)
+	err = unix.Unlinkat(dirfd, filepath.Base(path), 0)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove devices: %s: %w", path, err)
+	}
+	s.log.Info().Str("user", user).Msg("no offline devices; device file removed")
 	return nil
 }

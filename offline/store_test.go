@@ -394,6 +394,19 @@ func TestSaveEmptyRemoves(t *testing.T) {
 	must(t, e.store.Save("alice", nil)) // nothing to remove is fine
 }
 
+func TestSaveEmptyRefusesAnUntrustedDirectory(t *testing.T) {
+	e := newTestEnv(t, 0)
+	must(t, e.store.Save("alice", []Device{testDevice("a")}))
+	dir := filepath.Dir(e.devicesPath(t, "alice"))
+	must(t, os.Chmod(dir, 0o777))
+	if err := e.store.Save("alice", nil); err == nil {
+		t.Fatal("removed a file from a directory anyone can write")
+	}
+	if _, err := os.Lstat(e.devicesPath(t, "alice")); err != nil {
+		t.Fatalf("the file is gone: %v", err)
+	}
+}
+
 func TestSaveReplacesSymlink(t *testing.T) {
 	e := newTestEnv(t, 0)
 	path := e.devicesPath(t, "alice")
