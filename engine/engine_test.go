@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/pingid-ssh/pingid-ssh/config"
 )
@@ -423,5 +426,23 @@ action := "deny" if startswith(input.request.rhost, "198.51.100.")`), "eval_erro
 			check("problems", rep.Problems, tc.problem)
 			check("warnings", rep.Warnings, tc.warning)
 		})
+	}
+}
+
+// The typed input must reach the policy exactly as its JSON form would.
+func TestInputValueMatchesItsJSON(t *testing.T) {
+	in := login("permissive", "dns", "ready", PhaseProbe)
+	age := int64(86_400_000)
+	in.Offline.AgeMS = &age
+	raw, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := ast.ParseTerm(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := in.value(); got.Compare(want.Value) != 0 {
+		t.Fatalf("value() = %v\nJSON    = %v", got, want.Value)
 	}
 }

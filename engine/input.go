@@ -57,6 +57,9 @@ type Service struct {
 type DeviceFile struct {
 	Status  string `json:"status"`
 	Devices int    `json:"devices"`
+	// AgeMS is how long ago the file was sealed (after an online login); nil when no file
+	// could be opened. Overrides may refuse offline logins on a file too old to trust.
+	AgeMS *int64 `json:"age_ms,omitempty"`
 }
 
 // value builds the input document directly as an AST value. It is the hot path of every
@@ -83,6 +86,13 @@ func (in *Input) value() ast.Value {
 		online.Insert(ast.StringTerm("last_success_ms_ago"),
 			ast.IntNumberTerm(int(*in.Online.LastSuccessMSAgo)))
 	}
+	offline := ast.NewObject(
+		item("status", ast.StringTerm(in.Offline.Status)),
+		item("devices", ast.IntNumberTerm(in.Offline.Devices)),
+	)
+	if in.Offline.AgeMS != nil {
+		offline.Insert(ast.StringTerm("age_ms"), ast.IntNumberTerm(int(*in.Offline.AgeMS)))
+	}
 	return ast.NewObject(
 		item("fail_mode", ast.StringTerm(in.FailMode)),
 		item("phase", ast.StringTerm(string(in.Phase))),
@@ -93,10 +103,7 @@ func (in *Input) value() ast.Value {
 			item("tty", ast.StringTerm(in.Request.TTY)),
 		)),
 		item("online", ast.NewTerm(online)),
-		item("offline", ast.ObjectTerm(
-			item("status", ast.StringTerm(in.Offline.Status)),
-			item("devices", ast.IntNumberTerm(in.Offline.Devices)),
-		)),
+		item("offline", ast.NewTerm(offline)),
 		item("time", ast.StringTerm(in.Time.UTC().Format(time.RFC3339Nano))),
 	)
 }

@@ -222,13 +222,18 @@ func (rt *Runtime) input(ctx context.Context, user, rhost, service, tty string,
 	now := rt.now()
 	rep := rt.Store.Status(user)
 	svc, probed := rt.service(ctx, now)
+	file := engine.DeviceFile{Status: string(rep.Status), Devices: rep.Devices}
+	if rep.Devices > 0 {
+		age := rep.Age.Milliseconds()
+		file.AgeMS = &age
+	}
 	return &engine.Input{
 		FailMode: string(rt.Config.FailMode),
 		Phase:    engine.PhaseProbe,
 		User:     u,
 		Request:  engine.Request{Service: service, RHost: normalizeHost(rhost), TTY: tty},
 		Online:   svc,
-		Offline:  engine.DeviceFile{Status: string(rep.Status), Devices: rep.Devices},
+		Offline:  file,
 		Time:     now,
 	}, probed, nil
 }
