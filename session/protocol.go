@@ -78,6 +78,9 @@ func (r *Reader) Read() (*Message, error) {
 }
 
 func parseLine(line []byte) (*Message, error) {
+	if err := checkKeys(line); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	var m Message
@@ -91,6 +94,40 @@ func parseLine(line []byte) (*Message, error) {
 		return nil, fmt.Errorf("%w: message without type", ErrProtocol)
 	}
 	return &m, nil
+}
+
+// messageKeys are the members a line may have, spelled exactly so.
+var messageKeys = map[string]bool{"type": true, "user": true, "rhost": true,
+	"service": true, "tty": true, "text": true, "echo": true, "status": true}
+
+// checkKeys accepts one flat JSON object whose members are known, spelled exactly and not
+// repeated. encoding/json alone would match keys case-insensitively and let a repeated key
+// win silently; the shim's parser refuses both, and so does this side.
+func checkKeys(line []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		if !messageKeys[key] {
+			return fmt.Errorf("unknown member %q", truncateUTF8(key, 32))
+		}
+		if seen[key] {
+			return fmt.Errorf("member %q repeated", key)
+		}
+		seen[key] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Writer writes protocol lines. It is safe for concurrent use.
@@ -110,8 +147,10 @@ func (w *Writer) Write(m *Message) error {
 		return fmt.Errorf("encode %s: %w", m.Type, err)
 	}
 	for len(data)+1 > MaxLine && m.Text != "" {
+		// Escaping makes JSON longer than the text by a varying factor: shrink the text in
+		// proportion, a few rounds at most.
 		cut := *m
-		cut.Text = truncateUTF8(m.Text, len(m.Text)-(len(data)+1-MaxLine)-8)
+		cut.Text = truncateUTF8(m.Text, len(m.Text)*(MaxLine-64)/(len(data)+1))
 		m = &cut
 		if data, err = json.Marshal(m); err != nil {
 			return fmt.Errorf("encode %s: %w", m.Type, err)
