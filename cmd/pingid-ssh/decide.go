@@ -47,17 +47,10 @@ func runDecide(e *env, args []string) int {
 	}
 
 	ctx := context.Background()
-	cfg, err := configOrDefaults(e, *cfgPath, *cfgPath != config.DefaultPath)
+	cfg, err := policyConfig(e, *cfgPath, *policyDir)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return 2
-	}
-	if *policyDir != "" {
-		if err := mustBeDir(*policyDir); err != nil {
-			fmt.Fprintln(e.stderr, err)
-			return 2
-		}
-		cfg.PolicyDir = *policyDir
 	}
 	eng := engine.New(nil, 0)
 	if set, err := engine.Load(ctx, cfg.PolicyDir, loadOptions(e)); err != nil {
@@ -74,6 +67,22 @@ func runDecide(e *env, args []string) int {
 	}
 	printDecision(e.stdout, eng.DecideJSON(ctx, doc), *asJSON)
 	return 0
+}
+
+// policyConfig is the config of a policy command: pingid.conf (or the defaults, when the
+// default file is absent), with policy_dir replaced by dir when one is named.
+func policyConfig(e *env, path, dir string) (*config.Config, error) {
+	cfg, err := configOrDefaults(e, path, path != config.DefaultPath)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		if err := mustBeDir(dir); err != nil {
+			return nil, err
+		}
+		cfg.PolicyDir = dir
+	}
+	return cfg, nil
 }
 
 // configOrDefaults loads path; when the file is absent and was not asked for by name,

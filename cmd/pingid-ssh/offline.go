@@ -119,11 +119,9 @@ func offlineStatus(e *env, args []string) int {
 	if !parseOnly(e, fs, args) {
 		return 2
 	}
-	if err := config.CheckUserName(*user); err != nil {
-		fmt.Fprintf(e.stderr, "--user: %v\n", err)
+	if !validUser(e, *user) {
 		return 2
 	}
-
 	store, closeLog, ok := openStore(e, *cfgPath)
 	if !ok {
 		return 2
@@ -158,6 +156,15 @@ func offlineStatus(e *env, args []string) int {
 }
 
 // openStore loads the config and builds a Store logging to the command's logger.
+// validUser checks --user and says what is wrong with it.
+func validUser(e *env, user string) bool {
+	if err := config.CheckUserName(user); err != nil {
+		fmt.Fprintf(e.stderr, "--user: %v\n", err)
+		return false
+	}
+	return true
+}
+
 func openStore(e *env, cfgPath string) (*offline.Store, func(), bool) {
 	cfg, err := loadConfig(e, cfgPath)
 	if err != nil {
@@ -294,8 +301,7 @@ func offlineEnroll(e *env, args []string) int {
 	if !parseOnly(e, fs, args) {
 		return 2
 	}
-	if err := config.CheckUserName(*user); err != nil {
-		fmt.Fprintf(e.stderr, "--user: %v\n", err)
+	if !validUser(e, *user) {
 		return 2
 	}
 	key, err := hex.DecodeString(*keyHex)
@@ -345,11 +351,9 @@ func offlineUnlock(e *env, args []string) int {
 	if !parseOnly(e, fs, args) {
 		return 2
 	}
-	if err := config.CheckUserName(*user); err != nil {
-		fmt.Fprintf(e.stderr, "--user: %v\n", err)
+	if !validUser(e, *user) {
 		return 2
 	}
-
 	store, closeLog, ok := openStore(e, *cfgPath)
 	if !ok {
 		return 2

@@ -121,17 +121,10 @@ func runPolicyCheck(e *env, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := configOrDefaults(e, *cfgPath, *cfgPath != config.DefaultPath)
+	cfg, err := policyConfig(e, *cfgPath, *policyDir)
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return 2
-	}
-	if *policyDir != "" {
-		if err := mustBeDir(*policyDir); err != nil {
-			fmt.Fprintln(e.stderr, err)
-			return 2
-		}
-		cfg.PolicyDir = *policyDir
 	}
 
 	ctx := context.Background()
