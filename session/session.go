@@ -55,7 +55,7 @@ func (rt *Runtime) Run(ctx context.Context, r io.Reader, w io.Writer) Status {
 	defer hangUp(nil)
 
 	s := &login{rt: rt, out: NewWriter(w), in: readLoop(ctx, hangUp, NewReader(r)),
-		start: rt.now(), ev: rt.Log.Info()}
+		start: rt.now()}
 	status := s.run(ctx)
 	if err := s.out.Write(&Message{Type: TypeResult, Status: status}); err != nil {
 		s.fail("send result", err)
@@ -77,7 +77,6 @@ type login struct {
 	out   *Writer
 	in    <-chan incoming
 	start time.Time
-	ev    *zerolog.Event
 
 	req       Message
 	input     *engine.Input
@@ -314,19 +313,22 @@ func (s *login) fail(what string, err error) {
 
 // logEvent writes the one decision event of the login.
 func (s *login) logEvent(status Status) {
-	ev := s.ev
+	ev := s.rt.Log.Info()
 	if status == StatusBypass {
 		ev = s.rt.Log.Warn().Bool("fail_open", true)
 	}
 	ev = ev.Str("event", "login").Str("user", s.req.User).Str("rhost", s.req.RHost).
 		Str("service", s.req.Service).Str("result", string(status))
 	if s.input != nil {
-		ev = ev.Str("class", s.input.Online.Class).Str("offline", s.input.Offline.Status)
+		ev = ev.Str("class", s.input.Online.Class).Str("offline", s.input.Offline.Status).
+			Str("phase", string(s.input.Phase))
 	}
+	// A second decision follows a failed online flow (phase challenge) or a bypass that
+	// this login had to confirm with its own probe.
 	for i, d := range s.decisions {
 		prefix := ""
 		if i > 0 {
-			prefix = "challenge_"
+			prefix = "second_"
 		}
 		ev = ev.Str(prefix+"decision_id", d.ID).Str(prefix+"action", string(d.Action)).
 			Strs(prefix+"reasons", d.Reasons).Str(prefix+"revision", d.Revision).

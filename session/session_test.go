@@ -333,7 +333,7 @@ func TestChallengePhaseAfterTheFlowBreaks(t *testing.T) {
 			if tr.status != tc.want {
 				t.Fatalf("status %s, want %s (transcript %+v)", tr.status, tc.want, tr)
 			}
-			if !strings.Contains(f.logs.String(), `"challenge_action"`) {
+			if !strings.Contains(f.logs.String(), `"second_action"`) {
 				t.Fatalf("no second decision logged: %s", f.logs.String())
 			}
 		})
