@@ -62,7 +62,7 @@ func faultCases() []faultCase {
 				sim := newSim(t)
 				return newClient(t, testConfig(t, nil), sim.Properties())
 			}},
-		{"read_timeout: silent listener", online.ClassReadTimeout, elsewhere(silentListener)},
+		{"read_timeout: silent listener", online.ClassReadTimeout, elsewhere(silent)},
 		{"read_timeout: simulator silent", online.ClassReadTimeout,
 			simWith(pingidtest.FaultSilent)},
 		{"read_timeout: slow drip", online.ClassReadTimeout, simWith(pingidtest.FaultDrip)},

@@ -98,37 +98,6 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// silentListener accepts connections and never writes a byte.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	return ln.Addr().String()
-}
-
 // plainHTTPServer answers every connection with a plain-text HTTP error: no TLS at all.
 func plainHTTPServer(t *testing.T) string {
 	t.Helper()
@@ -293,3 +262,6 @@ func b64lines(der []byte) string {
 	b.WriteString(s + "\n")
 	return b.String()
 }
+
+// silent is a listener that accepts and never answers.
+func silent(t *testing.T) string { return pingidtest.SilentAddr(t) }

@@ -11,9 +11,9 @@ import (
 
 // LookupUser resolves name through NSS. The name that comes back is the account's own
 // spelling, which may differ from the one typed (case-insensitive directories). An unknown
-// user is not an error: it comes back with Exists false and no groups. Any other failure (NSS or a directory down) is an error,
-// so that a session denies rather than deciding with missing groups. A group id with no
-// name is listed as its number.
+// user is not an error: it comes back with Exists false and no groups. Any other failure
+// (NSS or a directory down) is an error, so that a session denies rather than deciding
+// with missing groups. A group id with no name is listed as its number.
 //
 // NSS cannot always tell "no such user" from "directory unreachable": with sssd, for one,
 // an unreachable directory may read as an unknown user. Overrides that deny by group

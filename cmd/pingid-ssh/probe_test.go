@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -51,35 +50,6 @@ func closedAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func silentAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 func TestProbeCommand(t *testing.T) {
 	users := map[string]pingidtest.User{"alice": {Behavior: "approve"}}
 	cases := []struct {
@@ -92,7 +62,7 @@ func TestProbeCommand(t *testing.T) {
 	}{
 		{name: "reachable", trust: true, want: "ok"},
 		{name: "closed port", addr: closedAddr, trust: true, want: "connect_refused"},
-		{name: "silent listener", addr: silentAddr, trust: true, want: "read_timeout"},
+		{name: "silent listener", addr: silent, trust: true, want: "read_timeout"},
 		{name: "5xx", fault: pingidtest.Fault5xx, trust: true, want: "http_5xx"},
 		{name: "429", fault: pingidtest.Fault429, trust: true, want: "http_429"},
 		{name: "self-signed certificate", fault: pingidtest.FaultBadCert, trust: true,
@@ -163,3 +133,6 @@ func TestProbeCommandBadInput(t *testing.T) {
 		})
 	}
 }
+
+// silent is a listener that accepts and never answers.
+func silent(t *testing.T) string { return pingidtest.SilentAddr(t) }
