@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,6 +26,15 @@ func newFlagSet(e *env, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet("pingid-ssh "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	return fs
+}
+
+// flagExit is the exit code after a flag parse error: 0 when -h or --help asked for the
+// usage, 2 for a real mistake.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 // loadConfig loads pingid.conf and prints its warnings to stderr.
@@ -62,4 +72,13 @@ func newLogger(e *env, cfg *config.Config) (zerolog.Logger, func(), error) {
 		level = zerolog.DebugLevel
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger(), closeFn, nil
+}
+
+// missingPolicyDir says, when policy_dir does not exist, that no override applies: a
+// typo there would otherwise drop every override without a word.
+func missingPolicyDir(cfg *config.Config) string {
+	if _, err := os.Stat(cfg.PolicyDir); errors.Is(err, os.ErrNotExist) {
+		return fmt.Sprintf("policy_dir %s does not exist: no overrides apply", cfg.PolicyDir)
+	}
+	return ""
 }

@@ -17,7 +17,7 @@ func runConfig(e *env, args []string) int {
 	fs := newFlagSet(e, "config check")
 	path := fs.String("config", config.DefaultPath, "pingid.conf to check")
 	if err := fs.Parse(args[1:]); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "pingid-ssh config check: unexpected argument %q\n"+
@@ -35,6 +35,9 @@ func runConfig(e *env, args []string) int {
 	printDiags(e, diags, err)
 	if err != nil {
 		return 1
+	}
+	if w := missingPolicyDir(cfg); w != "" {
+		fmt.Fprintln(e.stderr, "warning:", w)
 	}
 	fmt.Fprintf(e.stdout, "%s: ok (fail_mode %s)\n", *path, cfg.FailMode)
 	return 0

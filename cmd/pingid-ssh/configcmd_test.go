@@ -53,3 +53,16 @@ func TestConfigCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestMissingPolicyDirIsAWarning(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "pingid.conf")
+	text := "policy_dir = " + filepath.Join(dir, "polciy.d") + "\n"
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "", insecure, "policy", "check", "--config", conf)
+	if code != 0 || !strings.Contains(stderr, "polciy.d does not exist: no overrides apply") {
+		t.Fatalf("policy check: exit %d, stderr %q", code, stderr)
+	}
+}

@@ -31,7 +31,7 @@ func runDecide(e *env, args []string) int {
 	service := fs.String("service", "sshd", "with --user: the PAM service")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if *inputPath != "" && *user != "" {
 		fmt.Fprintln(e.stderr, "pingid-ssh decide: --input and --user exclude each other")

@@ -18,7 +18,7 @@ func runPamHelper(e *env, args []string) int {
 	fs := newFlagSet(e, "pam-helper")
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	return runStandalone(e, *cfgPath, e.stdin, e.stdout)
 }
@@ -35,7 +35,8 @@ func runStandalone(e *env, path string, r io.Reader, w io.Writer) int {
 	}
 	rt, err := session.Load(context.Background(), path, loadOptions(e), log)
 	if err != nil {
-		log.Error().Err(err).Str("event", "login").Str("result", "deny").
+		log.Error().Str("component", "session").Err(err).Str("event", "login").
+			Str("result", "deny").
 			Msg("standalone session: cannot load; denying")
 		_ = session.NewWriter(w).Write(&session.Message{Type: session.TypeResult,
 			Status: session.StatusDeny})
@@ -59,7 +60,7 @@ func runLogin(e *env, args []string) int {
 	standalone := fs.Bool("standalone", false, "run the session in-process, not in the daemon")
 	socket := fs.String("socket", "", "the daemon's socket (default: socket_path of --config)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if *user == "" || fs.NArg() > 0 {
 		fmt.Fprintln(e.stderr, "usage: pingid-ssh login --user NAME [--rhost IP] "+

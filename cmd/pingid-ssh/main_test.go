@@ -62,3 +62,19 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
+
+func TestSubcommandHelpExitsZero(t *testing.T) {
+	for _, args := range [][]string{{"serve", "-h"}, {"login", "--help"}, {"decide", "-h"},
+		{"probe", "-h"}, {"pam-helper", "-h"}, {"simulate", "-h"}, {"policy", "check", "-h"},
+		{"config", "check", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			if code, _, stderr := runCmd(t, "", nil, args...); code != 0 ||
+				!strings.Contains(stderr, "Usage") {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+		})
+	}
+	if code, _, _ := runCmd(t, "", nil, "serve", "--no-such-flag"); code != 2 {
+		t.Fatalf("a wrong flag exits %d, want 2", code)
+	}
+}

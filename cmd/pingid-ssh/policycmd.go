@@ -53,7 +53,7 @@ func runPolicyTest(e *env, args []string) int {
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf (for policy_dir)")
 	verbose := fs.Bool("v", false, "list every test, not only failures")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	dirs := fs.Args()
 	if len(dirs) == 0 {
@@ -119,7 +119,7 @@ func runPolicyCheck(e *env, args []string) int {
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf (for policy_dir)")
 	policyDir := fs.String("policy-dir", "", "override directory (default: policy_dir)")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	cfg, err := policyConfig(e, *cfgPath, *policyDir)
 	if err != nil {
@@ -127,6 +127,9 @@ func runPolicyCheck(e *env, args []string) int {
 		return 2
 	}
 
+	if w := missingPolicyDir(cfg); w != "" {
+		fmt.Fprintln(e.stderr, "warning:", w)
+	}
 	ctx := context.Background()
 	set, err := engine.Load(ctx, cfg.PolicyDir, loadOptions(e))
 	if err != nil {

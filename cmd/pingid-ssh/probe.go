@@ -17,7 +17,7 @@ func runProbe(e *env, args []string) int {
 	path := fs.String("config", config.DefaultPath, "pingid.conf to use")
 	asJSON := fs.Bool("json", false, `print {"class", "latency_ms", "url"} as JSON`)
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(e.stderr, "usage: pingid-ssh probe [--config FILE] [--json]")

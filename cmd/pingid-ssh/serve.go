@@ -34,7 +34,7 @@ func runServe(e *env, args []string) int {
 	fs := newFlagSet(e, "serve")
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer cancel()
@@ -88,6 +88,9 @@ func serve(ctx context.Context, path string, cfg *config.Config, opts config.Loa
 		return err
 	}
 	watched := watchDirs(path, first.rt.Config)
+	if w := missingPolicyDir(first.rt.Config); w != "" {
+		slog.Warn().Msg(w)
+	}
 	current := watcher.NewCurrent(first)
 	defer func() { current.Load().stop() }()
 

@@ -38,7 +38,7 @@ func simulate(ctx context.Context, e *env, args []string) int {
 	admin := fs.String("admin", "", "loopback address for fault switching (POST /fault)")
 	verbose := fs.Bool("verbose", false, "log every call")
 	if err := fs.Parse(args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	usage := func(msg string) int {
 		fmt.Fprintf(e.stderr, "pingid-ssh simulate: %s\n", msg)
