@@ -25,6 +25,11 @@ func (s *login) online(ctx context.Context) Status {
 	case ctx.Err() != nil:
 		// The deadline passed or the client hung up: whatever failed, it is over.
 		s.fail("online", context.Cause(ctx))
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// Said even though the login's context is over: the result line follows.
+			_ = s.out.Write(&Message{Type: TypeError,
+				Text: "Timed out waiting for multi-factor authentication."})
+		}
 		return StatusDeny
 	case errors.Is(err, online.ErrNotRegistered):
 		return s.notRegistered(ctx)

@@ -384,6 +384,9 @@ func TestAuthTimeoutBoundsTheLogin(t *testing.T) {
 	if tr.status != StatusDeny {
 		t.Fatalf("status %s, want deny", tr.status)
 	}
+	if len(tr.errors) == 0 || !strings.Contains(tr.errors[len(tr.errors)-1], "Timed out") {
+		t.Fatalf("the user was not told why: %q", tr.errors)
+	}
 	if took := time.Since(begin); took > 15*time.Second {
 		t.Fatalf("login took %s past a 1s auth_timeout", took)
 	}
