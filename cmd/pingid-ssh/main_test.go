@@ -66,7 +66,7 @@ func TestUsage(t *testing.T) {
 func TestSubcommandHelpExitsZero(t *testing.T) {
 	for _, args := range [][]string{{"serve", "-h"}, {"login", "--help"}, {"decide", "-h"},
 		{"probe", "-h"}, {"pam-helper", "-h"}, {"simulate", "-h"}, {"policy", "check", "-h"},
-		{"config", "check", "-h"}} {
+		{"config", "check", "-h"}, {"offline", "status", "-h"}, {"offline", "respond", "-h"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			if code, _, stderr := runCmd(t, "", nil, args...); code != 0 ||
 				!strings.Contains(stderr, "Usage") {

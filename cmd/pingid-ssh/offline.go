@@ -52,16 +52,17 @@ func runOffline(e *env, args []string) int {
 	return 2
 }
 
-// parseOnly parses args into fs and refuses positional arguments.
-func parseOnly(e *env, fs *flag.FlagSet, args []string) bool {
+// parseOnly parses args into fs and refuses positional arguments. When it returns false,
+// code is the exit code: 0 after -h, 2 for a mistake.
+func parseOnly(e *env, fs *flag.FlagSet, args []string) (code int, ok bool) {
 	if err := fs.Parse(args); err != nil {
-		return false
+		return flagExit(err), false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(e.stderr, "unexpected argument %q\n%s\n", fs.Arg(0), offlineUsage)
-		return false
+		return 2, false
 	}
-	return true
+	return 0, true
 }
 
 // setFlags returns the names of the flags given on the command line.
@@ -75,8 +76,8 @@ func offlineInitKey(e *env, args []string) int {
 	fs := newFlagSet(e, "offline init-key")
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf naming offline_key_file")
 	keyFile := fs.String("key-file", "", "create the key here instead of offline_key_file")
-	if !parseOnly(e, fs, args) {
-		return 2
+	if code, ok := parseOnly(e, fs, args); !ok {
+		return code
 	}
 	set := setFlags(fs)
 	if set["config"] && set["key-file"] {
@@ -116,8 +117,8 @@ func offlineStatus(e *env, args []string) int {
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf to use")
 	user := fs.String("user", "", "local user name")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if !parseOnly(e, fs, args) {
-		return 2
+	if code, ok := parseOnly(e, fs, args); !ok {
+		return code
 	}
 	if !validUser(e, *user) {
 		return 2
@@ -195,8 +196,8 @@ func offlineRespond(e *env, args []string) int {
 	session := fs.String("session", "", "session information in hex, for suites with S")
 	at := fs.String("time", "", "time for suites with T: RFC 3339 or Unix seconds "+
 		"(default now)")
-	if !parseOnly(e, fs, args) {
-		return 2
+	if code, ok := parseOnly(e, fs, args); !ok {
+		return code
 	}
 
 	suite, err := offline.ParseSuite(*suiteText)
@@ -298,8 +299,8 @@ func offlineEnroll(e *env, args []string) int {
 	name := fs.String("name", "", "device name shown to the user")
 	suite := fs.String("suite", offline.DefaultSuite, "OCRA suite of the device")
 	keyHex := fs.String("key", "", "device secret in hex (for demos and tests only)")
-	if !parseOnly(e, fs, args) {
-		return 2
+	if code, ok := parseOnly(e, fs, args); !ok {
+		return code
 	}
 	if !validUser(e, *user) {
 		return 2
@@ -348,8 +349,8 @@ func offlineUnlock(e *env, args []string) int {
 	fs := newFlagSet(e, "offline unlock")
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf to use")
 	user := fs.String("user", "", "local user name")
-	if !parseOnly(e, fs, args) {
-		return 2
+	if code, ok := parseOnly(e, fs, args); !ok {
+		return code
 	}
 	if !validUser(e, *user) {
 		return 2
