@@ -446,3 +446,21 @@ func TestInputValueMatchesItsJSON(t *testing.T) {
 		t.Fatalf("value() = %v\nJSON    = %v", got, want.Value)
 	}
 }
+
+func TestOverrideRuleShapesAreReportedAtTheOverride(t *testing.T) {
+	tests := []struct{ name, body, want string }{
+		{"action as a set", `action contains "bypass"`, "action must be one value"},
+		{"action as a function", `action(x) := x`, "action must be one value"},
+		{"deny as one value", `deny := "no"`, "deny must be a set of reasons"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			text := "package pingid.overrides\n\n" + tc.body + "\n"
+			_, err := Compile(context.Background(), []Source{{"/p/o.rego", text}})
+			if err == nil || !strings.Contains(err.Error(), "/p/o.rego:3") ||
+				!strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}

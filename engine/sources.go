@@ -111,6 +111,9 @@ func parse(srcs []Source) (map[string]*ast.Module, error) {
 			errs = append(errs, err)
 			continue
 		}
+		if i > 0 && !s.IsTest() {
+			errs = append(errs, checkRuleShapes(mod)...)
+		}
 		mods[s.Name] = mod
 	}
 	if len(errs) > 0 {
@@ -132,4 +135,25 @@ func checkPackage(s Source, mod *ast.Module) *ast.Error {
 			"override files must declare package %s, not %s", policy.OverridesPackage, pkg)
 	}
 	return nil
+}
+
+// checkRuleShapes points at the override's own line when one of the two rules the policy
+// reads has the wrong shape; the compiler would otherwise report the clash at the
+// shipped policy's line that reads the rule.
+func checkRuleShapes(mod *ast.Module) ast.Errors {
+	var errs ast.Errors
+	for _, r := range mod.Rules {
+		if len(r.Head.Ref()) != 1 {
+			continue
+		}
+		switch name := r.Head.Ref()[0].Value.String(); {
+		case name == "action" && (r.Head.RuleKind() != ast.SingleValue || r.Head.Args != nil):
+			errs = append(errs, ast.NewError(ast.CompileErr, r.Location,
+				`action must be one value: action := "online" if { ... }`))
+		case name == "deny" && (r.Head.RuleKind() != ast.MultiValue || r.Head.Args != nil):
+			errs = append(errs, ast.NewError(ast.CompileErr, r.Location,
+				`deny must be a set of reasons: deny contains "why" if { ... }`))
+		}
+	}
+	return errs
 }
