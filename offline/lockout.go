@@ -255,43 +255,15 @@ func (s *Store) withState(user string, create bool,
 
 // openState opens the state file read-write without following symlinks and checks it.
 func (s *Store) openState(path string, create bool) (*os.File, error) {
-	dir := filepath.Dir(path)
+	flags := unix.O_RDWR
 	if create {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create state directory: %w", err)
 		}
-	}
-	dfd, err := s.own.openDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer unix.Close(dfd)
-
-	flags := unix.O_RDWR | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_NOCTTY | unix.O_CLOEXEC
-	if create {
 		flags |= unix.O_CREAT
 	}
-	fd, err := unix.Openat(dfd, filepath.Base(path), flags, 0o600)
-	if err != nil {
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			return nil, fmt.Errorf("%s %w", path, errMissing)
-		case errors.Is(err, unix.ELOOP):
-			return nil, fmt.Errorf("%s: %w: is a symlink", path, errInsecure)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	f := os.NewFile(uintptr(fd), path)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if err := s.own.checkFile(path, &st); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	f, _, err := s.own.openFile(path, flags)
+	return f, err
 }
 
 // readState parses the state file. A file that cannot be parsed is logged and replaced

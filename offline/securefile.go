@@ -76,38 +76,52 @@ func (o owners) checkFile(path string, st *unix.Stat_t) error {
 	return nil
 }
 
+// openFile opens path, in a directory that passes openDir, with flags plus O_NOFOLLOW,
+// O_NONBLOCK, O_NOCTTY and O_CLOEXEC (so neither a symlink nor a FIFO is followed or
+// waited on; O_CREAT creates it with mode 0600), and checks it with checkFile. Errors wrap
+// errMissing or errInsecure where they apply. The caller closes the file.
+func (o owners) openFile(path string, flags int) (*os.File, *unix.Stat_t, error) {
+	dfd, err := o.openDir(filepath.Dir(path))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unix.Close(dfd)
+
+	fd, err := unix.Openat(dfd, filepath.Base(path),
+		flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return nil, nil, fmt.Errorf("%s %w", path, errMissing)
+		case errors.Is(err, unix.ELOOP):
+			return nil, nil, fmt.Errorf("%s: %w: is a symlink", path, errInsecure)
+		}
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	f := os.NewFile(uintptr(fd), path)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if err := o.checkFile(path, &st); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, &st, nil
+}
+
 // readFile reads a protected file: its directory must pass openDir, the file itself is
 // opened without following a symlink and without blocking on a FIFO, must pass checkFile,
 // and may hold at most limit bytes. Errors wrap errMissing, errInsecure or errTooLarge
 // where they apply.
 func (o owners) readFile(path string, limit int) ([]byte, error) {
-	dfd, err := o.openDir(filepath.Dir(path))
+	f, st, err := o.openFile(path, unix.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(dfd)
-
-	fd, err := unix.Openat(dfd, filepath.Base(path),
-		unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			return nil, fmt.Errorf("%s %w", path, errMissing)
-		case errors.Is(err, unix.ELOOP):
-			return nil, fmt.Errorf("%s: %w: is a symlink", path, errInsecure)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if err := o.checkFile(path, &st); err != nil {
-		return nil, err
-	}
 	if st.Size > int64(limit) {
 		return nil, fmt.Errorf("%s: %w: %d bytes, limit %d", path, errTooLarge, st.Size, limit)
 	}
