@@ -117,15 +117,9 @@ func offlineStatus(e *env, args []string) int {
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf to use")
 	user := fs.String("user", "", "local user name")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	if code, ok := parseOnly(e, fs, args); !ok {
+	store, closeLog, code := userStore(e, fs, args, cfgPath, user)
+	if store == nil {
 		return code
-	}
-	if !validUser(e, *user) {
-		return 2
-	}
-	store, closeLog, ok := openStore(e, *cfgPath)
-	if !ok {
-		return 2
 	}
 	defer closeLog()
 
@@ -164,6 +158,25 @@ func validUser(e *env, user string) bool {
 		return false
 	}
 	return true
+}
+
+// userStore finishes the flags of a command about one user's offline state: it parses
+// args, checks --user and opens the store of the config. A nil store means the command
+// ends with code (0 after -h, 2 otherwise); otherwise the caller must call closeLog.
+// cfgPath and user are the flags' pointers, read once args are parsed.
+func userStore(e *env, fs *flag.FlagSet, args []string, cfgPath, user *string,
+) (*offline.Store, func(), int) {
+	if code, ok := parseOnly(e, fs, args); !ok {
+		return nil, nil, code
+	}
+	if !validUser(e, *user) {
+		return nil, nil, 2
+	}
+	store, closeLog, ok := openStore(e, *cfgPath)
+	if !ok {
+		return nil, nil, 2
+	}
+	return store, closeLog, 0
 }
 
 func openStore(e *env, cfgPath string) (*offline.Store, func(), bool) {
@@ -349,15 +362,9 @@ func offlineUnlock(e *env, args []string) int {
 	fs := newFlagSet(e, "offline unlock")
 	cfgPath := fs.String("config", config.DefaultPath, "pingid.conf to use")
 	user := fs.String("user", "", "local user name")
-	if code, ok := parseOnly(e, fs, args); !ok {
+	store, closeLog, code := userStore(e, fs, args, cfgPath, user)
+	if store == nil {
 		return code
-	}
-	if !validUser(e, *user) {
-		return 2
-	}
-	store, closeLog, ok := openStore(e, *cfgPath)
-	if !ok {
-		return 2
 	}
 	defer closeLog()
 
