@@ -22,6 +22,13 @@ func Load(ctx context.Context, path string, opts config.LoadOptions,
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
 	}
+	return Build(ctx, cfg, opts, log)
+}
+
+// Build is Load for a config already loaded and validated: it reads the properties file,
+// compiles the policy and builds the client and the store.
+func Build(ctx context.Context, cfg *config.Config, opts config.LoadOptions,
+	log zerolog.Logger) (*Runtime, error) {
 	props, _, err := config.LoadProperties(cfg.PropertiesFile, opts)
 	if err != nil {
 		return nil, fmt.Errorf("load properties: %w", err)

@@ -26,14 +26,8 @@ func runPamHelper(e *env, args []string) int {
 // runStandalone loads a runtime and runs one session over r and w.
 func runStandalone(e *env, path string, r io.Reader, w io.Writer) int {
 	log := zerolog.New(e.stderr).With().Timestamp().Logger()
-	if cfg, _, err := config.Load(path, loadOptions(e)); err == nil {
-		l, closeLog, err := newLogger(e, cfg)
-		if err == nil {
-			defer closeLog()
-			log = l
-		}
-	}
-	rt, err := session.Load(context.Background(), path, loadOptions(e), log)
+	rt, closeLog, err := loadStandalone(e, path, &log)
+	defer closeLog()
 	if err != nil {
 		log.Error().Str("component", "session").Err(err).Str("event", "login").
 			Str("result", "deny").
@@ -45,6 +39,22 @@ func runStandalone(e *env, path string, r io.Reader, w io.Writer) int {
 	defer rt.Client.Close()
 	rt.Run(context.Background(), r, w)
 	return 0
+}
+
+// loadStandalone reads the config once, switches *log to the config's logger (closeLog
+// closes its file; it is never nil), and builds the runtime from that same config.
+func loadStandalone(e *env, path string, log *zerolog.Logger,
+) (rt *session.Runtime, closeLog func(), err error) {
+	closeLog = func() {}
+	cfg, _, err := config.Load(path, loadOptions(e))
+	if err != nil {
+		return nil, closeLog, fmt.Errorf("load config: %w", err)
+	}
+	if l, c, err := newLogger(e, cfg); err == nil {
+		*log, closeLog = l, c
+	}
+	rt, err = session.Build(context.Background(), cfg, loadOptions(e), *log)
+	return rt, closeLog, err
 }
 
 // runLogin implements "login": the shim's session on a terminal, through the daemon's
